@@ -1,0 +1,40 @@
+# One entry point for set-up, tests, the demo and the benchmark.
+# Each target creates .venv and fetches Kafka when they are missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint kafka broker-start broker-stop clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+kafka: $(STAMP)
+	@$(PY) -m image_pipeline.broker fetch
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check image_pipeline tests *.py
+	$(VENV)/bin/mypy image_pipeline *.py
+	$(VENV)/bin/hadolint Dockerfile
+	$(PY) -m image_pipeline.compose_check docker-compose.yml
+
+# Starts its own broker on a free port, runs the suite, stops the broker even on failure.
+test: kafka lint
+	@port=$$($(PY) -m image_pipeline.broker free-port); \
+	$(PY) -m image_pipeline.broker start --fresh --port $$port || exit 1; \
+	trap '$(PY) -m image_pipeline.broker stop --port '$$port EXIT; \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port PIPELINE_TEST_BROKER_PORT=$$port \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: kafka
+	$(PY) -m image_pipeline.demo
+
+bench: kafka
+	$(PY) -m image_pipeline.bench --json bench-results/bench.json
+
+clean-data:
+	./clean_image_dirs.sh

@@ -1,0 +1,99 @@
+"""Shared command-line plumbing: common options, logging, signals and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from kafka.errors import KafkaError, NoBrokersAvailable
+
+from image_pipeline.config import Config, ConfigError, load_config
+from image_pipeline.errors import FatalError
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every client shares."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", default=None, help="config file (default: config.yaml of the project)")
+    parser.add_argument(
+        "--bootstrap-servers", default=None,
+        help="Kafka address host:port (default: config, or $KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument("--data-dir", default=None, help="folder holding the data folders (default: project)")
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log detail (default INFO)",
+    )
+    return parser
+
+
+def add_loop_options(parser: argparse.ArgumentParser) -> None:
+    """Options of clients that consume: --until-idle and --max-messages."""
+    parser.add_argument(
+        "--until-idle", type=float, default=None, metavar="SECONDS",
+        help="exit after this many seconds without a message (default: run until Ctrl-C)",
+    )
+    parser.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
+
+
+def setup_logging(level: str) -> None:
+    """One handler on the root logger; quiet the Kafka client's own chatter."""
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR if level != "DEBUG" else logging.INFO)
+
+
+def load_from_args(args: argparse.Namespace) -> Config:
+    """Config file, then environment, then command-line overrides."""
+    cfg = load_config(args.config)
+    return cfg.with_overrides(bootstrap_servers=args.bootstrap_servers, data_dir=args.data_dir)
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM; handlers only set the flag."""
+    stop = threading.Event()
+
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("received %s; finishing the current message", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def run_main(prog: str, body: Callable[[], int]) -> int:
+    """Run a client's body, turning expected failures into one-line errors and exit codes."""
+    try:
+        return body()
+    except ConfigError as exc:
+        print(f"{prog}: config error: {exc}", file=sys.stderr)
+        return 2
+    except NoBrokersAvailable:
+        print(f"{prog}: error: no Kafka broker answered; is it running? "
+              "(python -m image_pipeline.broker start)", file=sys.stderr)
+        return 1
+    except FatalError as exc:
+        print(f"{prog}: fatal: {exc}; nothing was committed past the last durable output", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"{prog}: Kafka error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def ensure_data_dirs(cfg: Config) -> None:
+    """Create the data folders if they are missing."""
+    for folder in (cfg.images_dir, cfg.events_dir, cfg.alerts_dir):
+        Path(folder).mkdir(parents=True, exist_ok=True)

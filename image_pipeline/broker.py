@@ -466,17 +466,18 @@ def _run(args: argparse.Namespace, inst: Instance) -> int:
         if not started:
             print(f"Kafka is already running on {inst.bootstrap} (pid {pid}); not starting another")
             return 0
-        print(f"Kafka {KAFKA_VERSION} ready on {inst.bootstrap} (pid {pid}, {time.monotonic() - began:.1f} s; log: {inst.log_file})")
+        took = time.monotonic() - began
+        print(f"Kafka {KAFKA_VERSION} ready on {inst.bootstrap} (pid {pid}, {took:.1f} s; log: {inst.log_file})")
         return 0
     if args.command == "stop":
         was_running = stop(inst)
         print(f"Kafka on port {inst.port} stopped" if was_running else f"Kafka on port {inst.port} was not running")
         return 0
-    pid, answers = status(inst)
-    if pid is None:
+    running, answers = status(inst)
+    if running is None:
         print(f"Kafka on port {inst.port}: not running")
         return 3
-    print(f"Kafka on port {inst.port}: {'up' if answers else 'not answering'} (pid {pid}; log: {inst.log_file})")
+    print(f"Kafka on port {inst.port}: {'up' if answers else 'not answering'} (pid {running}; log: {inst.log_file})")
     return 0 if answers else 4
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -87,10 +88,9 @@ def ensure_topics(cfg: Config, topics: Iterable[TopicConfig] | None = None) -> l
         if not missing:
             return []
         spec = {name: {"num_partitions": t.partitions, "replication_factor": 1} for name, t in missing.items()}
-        try:
+        # Another client may create one between our look and our create.
+        with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(spec, wait_for_metadata=True)
-        except TopicAlreadyExistsError:
-            pass  # another client created it between our look and our create
         return sorted(missing)
     finally:
         admin.close()

@@ -1,0 +1,89 @@
+"""The image database: where images are stored, how their ids look, and how they are announced."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.future import Future
+
+from image_pipeline.config import Config
+from image_pipeline.messages import ImageMessage
+from image_pipeline.storage import atomic_write_bytes, check_id, safe_join
+
+_IMAGE_FILE = re.compile(r"^(?P<image_id>[A-Za-z0-9_-]+-(?P<seq>\d{6,}))\.(?:jpg|png)$")
+
+
+def image_id_for(camera_id: str, seq: int) -> str:
+    """The id of a camera's seq-th image; zero-padded so names sort in capture order."""
+    return f"{check_id(camera_id, 'camera_id')}-{seq:08d}"
+
+
+def image_relpath(camera_id: str, image_id: str, ext: str = "jpg") -> str:
+    """Path of an image relative to the image database."""
+    return f"{check_id(camera_id, 'camera_id')}/{check_id(image_id, 'image_id')}.{ext}"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One original image file in the database."""
+
+    image_id: str
+    seq: int
+    path: Path
+
+
+def camera_history(images_dir: Path, camera_id: str, before_seq: int, limit: int) -> list[StoredImage]:
+    """The camera's last `limit` stored originals with seq < before_seq, oldest first.
+
+    Derived files (grayscale copies, thumbnails) carry an extra suffix and are skipped.
+    """
+    folder = safe_join(images_dir, check_id(camera_id, "camera_id"))
+    if not folder.is_dir() or limit <= 0:
+        return []
+    found: list[StoredImage] = []
+    for path in folder.iterdir():
+        match = _IMAGE_FILE.match(path.name)
+        if match and int(match.group("seq")) < before_seq:
+            found.append(StoredImage(match.group("image_id"), int(match.group("seq")), path))
+    found.sort(key=lambda s: s.seq)
+    return found[-limit:]
+
+
+class ImageAnnouncer:
+    """Stores image bytes atomically, then announces them on the images topic keyed by camera."""
+
+    def __init__(self, cfg: Config, producer: KafkaProducer, fsync: bool = True) -> None:
+        self.cfg = cfg
+        self.producer = producer
+        self.fsync = fsync
+
+    def store(self, camera_id: str, image_id: str, data: bytes, ext: str = "jpg") -> str:
+        """Write the file; returns its path relative to the image database."""
+        rel = image_relpath(camera_id, image_id, ext)
+        atomic_write_bytes(safe_join(self.cfg.images_dir, rel), data, fsync=self.fsync)
+        return rel
+
+    def announce(self, message: ImageMessage) -> Future:
+        """Send the announcement; the returned future fails if Kafka never takes it."""
+        return self.producer.send(
+            self.cfg.topics.images.name,
+            key=message.camera_id.encode("utf-8"),
+            value=message.encode(),
+        )
+
+    def store_and_announce(
+        self, camera_id: str, seq: int, data: bytes, width: int, height: int,
+        source: str, image_id: str | None = None, ext: str = "jpg", captured_at: float | None = None,
+    ) -> tuple[ImageMessage, Future]:
+        """Store first, then announce, so no announced image is ever missing from disk."""
+        image_id = image_id or image_id_for(camera_id, seq)
+        rel = self.store(camera_id, image_id, data, ext)
+        message = ImageMessage(
+            image_id=image_id, camera_id=camera_id, seq=seq, path=rel, width=width, height=height,
+            captured_at=time.time() if captured_at is None else captured_at, source=source,
+        )
+        return message, self.announce(message)

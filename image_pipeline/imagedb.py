@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +26,16 @@ def image_id_for(camera_id: str, seq: int) -> str:
 def image_relpath(camera_id: str, image_id: str, ext: str = "jpg") -> str:
     """Path of an image relative to the image database."""
     return f"{check_id(camera_id, 'camera_id')}/{check_id(image_id, 'image_id')}.{ext}"
+
+
+def capture_time(seconds: float) -> float:
+    """A capture time rounded to the millisecond, so the file's mtime can carry it exactly."""
+    return round(seconds * 1000) / 1000
+
+
+def stored_capture_time(path: Path) -> float:
+    """The capture time a stored image was stamped with (see ImageAnnouncer.store)."""
+    return (path.stat().st_mtime_ns // 1_000_000) / 1000
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,13 @@ class ImageAnnouncer:
         self.producer = producer
         self.fsync = fsync
 
-    def store(self, camera_id: str, image_id: str, data: bytes, ext: str = "jpg") -> str:
-        """Write the file; returns its path relative to the image database."""
+    def store(self, camera_id: str, image_id: str, data: bytes, captured_at: float, ext: str = "jpg") -> str:
+        """Write the file, stamped with its capture time; returns its path relative to the database."""
         rel = image_relpath(camera_id, image_id, ext)
-        atomic_write_bytes(safe_join(self.cfg.images_dir, rel), data, fsync=self.fsync)
+        path = safe_join(self.cfg.images_dir, rel)
+        atomic_write_bytes(path, data, fsync=self.fsync)
+        stamp_ns = round(captured_at * 1000) * 1_000_000
+        os.utime(path, ns=(stamp_ns, stamp_ns))
         return rel
 
     def announce(self, message: ImageMessage) -> Future:
@@ -81,9 +95,10 @@ class ImageAnnouncer:
     ) -> tuple[ImageMessage, Future]:
         """Store first, then announce, so no announced image is ever missing from disk."""
         image_id = image_id or image_id_for(camera_id, seq)
-        rel = self.store(camera_id, image_id, data, ext)
+        captured_at = capture_time(time.time() if captured_at is None else captured_at)
+        rel = self.store(camera_id, image_id, data, captured_at, ext)
         message = ImageMessage(
             image_id=image_id, camera_id=camera_id, seq=seq, path=rel, width=width, height=height,
-            captured_at=time.time() if captured_at is None else captured_at, source=source,
+            captured_at=captured_at, source=source,
         )
         return message, self.announce(message)

@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Detect events in announced images and write them to image_event_database/."""
+
+import sys
+
+from image_pipeline.analysis import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -187,10 +187,13 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
                 cfg.topics.events.name, cfg.groups.alerter, len(cfg.subscriptions), names, cfg.alerts_dir)
     try:
         loop.run()
-        loop.close()
-    finally:
-        producer.flush()
+    except BaseException:
+        loop.close_without_commit()
         producer.close(timeout=10)
+        raise
+    loop.commit_and_close()
+    producer.flush()
+    producer.close(timeout=10)
     _progress(alerter, loop.stats)
     return 0
 

@@ -100,7 +100,9 @@ class Analyzer:
 
     # -- the logic
 
-    def analyze(self, message: ImageMessage, image: np.ndarray, tp: TopicPartition | None = None) -> list[EpisodeUpdate]:
+    def analyze(
+        self, message: ImageMessage, image: np.ndarray, tp: TopicPartition | None = None
+    ) -> list[EpisodeUpdate]:
         """Detect on one decoded frame, advance its camera's episodes, write and publish updates."""
         state = self._state_for(message, tp)
         detections = state.detector.process(image)
@@ -133,7 +135,8 @@ class Analyzer:
                 frame = decode(stored.path.read_bytes(), self.cfg.limits)
             except (BadInputError, OSError):
                 continue  # it was dead-lettered the first time too, so skipping it repeats that run
-            state.tracker.observe(stored.image_id, stored.seq, stored_capture_time(stored.path), state.detector.process(frame))
+            detections = state.detector.process(frame)
+            state.tracker.observe(stored.image_id, stored.seq, stored_capture_time(stored.path), detections)
             state.last_seq = stored.seq
             state.previous_image_id = stored.image_id
             state.warmed_frames += 1
@@ -201,10 +204,13 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
                 cfg.topics.images.name, cfg.groups.analyzer, cfg.kafka.bootstrap_servers, cfg.events_dir)
     try:
         loop.run()
-        loop.close()
-    finally:
-        producer.flush()
+    except BaseException:
+        loop.close_without_commit()
         producer.close(timeout=10)
+        raise
+    loop.commit_and_close()
+    producer.flush()
+    producer.close(timeout=10)
     _progress(analyzer, loop.stats)
     return 0
 

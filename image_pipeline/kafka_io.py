@@ -15,7 +15,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from image_pipeline.config import Config, TopicConfig
-from image_pipeline.errors import BadInputError
+from image_pipeline.errors import BadInputError, FatalError
 from image_pipeline.messages import DeadLetter, b64
 
 logger = logging.getLogger(__name__)
@@ -262,6 +262,10 @@ class ConsumerLoop:
         except BadInputError as exc:
             self.stats.dead_lettered += 1
             self.dlq.publish(record, exc)
+        except OSError as exc:
+            # Disk full, read-only folder...: stop before this record's offset is committed.
+            where = f"topic={record.topic} partition={record.partition} offset={record.offset}"
+            raise FatalError(f"cannot write outputs ({where}): {exc}") from exc
 
     def _commit(self) -> None:
         with self._lock:
@@ -276,12 +280,16 @@ class ConsumerLoop:
             # our outputs are idempotent, so redoing them is harmless.
             logger.warning("commit failed after a rebalance (%s); records will be redelivered", exc)
 
-    def close(self) -> None:
+    def commit_and_close(self) -> None:
         """Commit what is durable, then leave the group."""
         try:
             self._commit()
         finally:
             self.consumer.close(autocommit=False)
+
+    def close_without_commit(self) -> None:
+        """Leave the group at once without committing (after a fatal error)."""
+        self.consumer.close(autocommit=False)
 
 
 # ---------------------------------------------------------------- dead letters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -194,10 +195,9 @@ class Receiver:
         while self.tracker.acked + len(self.tracker.failed) < self.tracker.sent:
             if time.monotonic() - began > deadline_s:
                 break
-            try:
+            # Not everything acknowledged yet: keep waiting until the delivery timeout.
+            with contextlib.suppress(KafkaError):
                 self.producer.flush(timeout=1.0)
-            except KafkaError:
-                pass  # not everything acknowledged yet; keep waiting until the delivery timeout
             self.tracker.check_outage()
         self.producer.close(timeout=5)
         unconfirmed = self.tracker.sent - self.tracker.acked

@@ -15,7 +15,9 @@ from image_pipeline import broker
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def run_launcher(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_launcher(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run python -m image_pipeline.broker as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "image_pipeline.broker", *args],

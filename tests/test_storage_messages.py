@@ -110,7 +110,7 @@ def test_decode_refuses_bad_bytes(make: object, kind: str) -> None:
 
 def test_decompression_bomb_is_refused_from_the_header() -> None:
     # A PNG header that declares 50000 x 50000 pixels: refused before any decode.
-    ok, png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))
+    _ok, png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))
     data = bytearray(png.tobytes())
     data[16:24] = (50000).to_bytes(4, "big") + (50000).to_bytes(4, "big")
     with pytest.raises(ImageError) as info:

@@ -360,11 +360,26 @@ def start(inst: Instance, fresh: bool = False, timeout_s: float = 90.0) -> tuple
 
 def run_foreground(inst: Instance) -> int:
     """Run the broker in this process's place, logging to stdout (the container's command)."""
-    java, libs, _ = _prepare(inst, fresh=False)
+    try:
+        java, libs, _ = _prepare(inst, fresh=False)
+    except BrokerError:
+        # In a container stdout is all the user sees; the log file goes away with it.
+        _print_log_tail(inst.log_file)
+        raise
     cmd = java_command(java, libs, inst, ["kafka.Kafka", str(inst.properties_file)])
     inst.pid_file.write_text(f"{os.getpid()}\n")
     os.execv(java, cmd)
     return 0  # pragma: no cover  (execv does not return)
+
+
+def _print_log_tail(log_file: Path, lines: int = 20) -> None:
+    """Copy the last lines of a log file to stderr, if there is one."""
+    try:
+        tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return
+    for line in tail:
+        print(f"  {line}", file=sys.stderr)
 
 
 def stop(inst: Instance, grace_s: float = 60.0) -> bool:

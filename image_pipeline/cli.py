@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from image_pipeline.config import Config, ConfigError, load_config
 from image_pipeline.errors import FatalError
@@ -50,7 +50,7 @@ def setup_logging(level: str) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
-    logging.getLogger("kafka").setLevel(logging.ERROR if level != "DEBUG" else logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)
 
 
 def load_from_args(args: argparse.Namespace) -> Config:
@@ -79,8 +79,8 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     except ConfigError as exc:
         print(f"{prog}: config error: {exc}", file=sys.stderr)
         return 2
-    except NoBrokersAvailable:
-        print(f"{prog}: error: no Kafka broker answered; is it running? "
+    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        print(f"{prog}: error: no Kafka broker answered ({exc}); is it running? "
               "(python -m image_pipeline.broker start)", file=sys.stderr)
         return 1
     except FatalError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ from kafka import KafkaProducer
 
 from image_pipeline import cli
 from image_pipeline.config import Config, Subscription
+from image_pipeline.imagedb import stored_relpath
 from image_pipeline.kafka_io import (
     ConsumerLoop,
     DeadLetterPublisher,
@@ -53,10 +55,28 @@ def summary_of(event: EventMessage) -> str:
     return f"{what} camera {event.camera_id} (score {event.score:.2f}), starting at image {event.first_image_id}."
 
 
+def event_files(cfg: Config, event: EventMessage) -> dict[str, str]:
+    """Where the event's record and images are, as its record on disk says."""
+    event_id = check_id(event.event_id, "event_id")
+    events, images = cfg.paths.events, cfg.paths.images
+    paths = {
+        "record": f"{events}/{event_id}.json",
+        "text": f"{events}/{event_id}.txt",
+        "diff": f"{events}/{event_id}_diff.jpg",
+        "annotated": f"{events}/{event_id}_annotated.jpg",
+        "key_image": f"{images}/{stored_relpath(cfg.images_dir, event.camera_id, event.key_image_id)}",
+    }
+    try:
+        recorded = json.loads(safe_join(cfg.events_dir, f"{event_id}.json").read_text(encoding="utf-8"))
+        paths.update({k: v for k, v in recorded.get("paths", {}).items() if isinstance(v, str)})
+    except (OSError, ValueError):
+        pass  # the record is written before the message, but the message alone is enough
+    return paths
+
+
 def alert_record(cfg: Config, event: EventMessage, alertees: list[dict[str, str]]) -> dict[str, Any]:
     """The alert's JSON record: who is alerted, what happened, where the images are."""
     event_id = check_id(event.event_id, "event_id")
-    events, images = cfg.paths.events, cfg.paths.images
     camera = check_id(event.camera_id, "camera_id")
     return {
         "alert_id": alert_id_for(event_id),
@@ -70,14 +90,7 @@ def alert_record(cfg: Config, event: EventMessage, alertees: list[dict[str, str]
         "key_image_id": event.key_image_id,
         "captured_at": event.captured_at,
         "alerted_at": round(time.time(), 3),
-        "paths": {
-            "alert": f"{cfg.paths.alerts}/{event_id}.json",
-            "record": f"{events}/{event_id}.json",
-            "text": f"{events}/{event_id}.txt",
-            "diff": f"{events}/{event_id}_diff.jpg",
-            "annotated": f"{events}/{event_id}_annotated.jpg",
-            "key_image": f"{images}/{camera}/{check_id(event.key_image_id, 'image_id')}.jpg",
-        },
+        "paths": {"alert": f"{cfg.paths.alerts}/{event_id}.json", **event_files(cfg, event)},
     }
 
 
@@ -139,8 +152,6 @@ class Alerter:
         return record
 
     def _announce_existing(self, json_path: Any, event: EventMessage) -> None:
-        import json
-
         self._announce(json.loads(json_path.read_text(encoding="utf-8")), event)
 
     def _announce(self, record: dict[str, Any], event: EventMessage) -> None:

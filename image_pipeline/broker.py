@@ -47,8 +47,10 @@ def free_port() -> int:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """Whether binding host:port would fail."""
+    """Whether binding host:port would fail for a server (connections in TIME_WAIT do not count)."""
     with socket.socket() as s:
+        # Kafka binds with SO_REUSEADDR too, so a port left in TIME_WAIT by a stopped broker is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -144,8 +144,8 @@ class Config:
 
     @property
     def originals_dir(self) -> Path:
-        """Background photos for synthesis."""
-        return self.data_dir / self.paths.originals
+        """Background photos for synthesis: a project asset, so relative to the config's folder."""
+        return (Path(self.base_dir) / self.paths.originals).resolve()
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some top-level sections replaced."""

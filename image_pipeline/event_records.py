@@ -10,7 +10,7 @@ import numpy as np
 
 from image_pipeline.config import Config
 from image_pipeline.episodes import Episode
-from image_pipeline.imagedb import image_relpath
+from image_pipeline.imagedb import stored_relpath
 from image_pipeline.imaging import encode_jpeg
 from image_pipeline.storage import atomic_write_bytes, atomic_write_json, atomic_write_text, check_id, safe_join
 
@@ -21,15 +21,17 @@ def event_paths(cfg: Config, episode: Episode) -> dict[str, str | None]:
     events = cfg.paths.events
     key = episode.frames[episode.key_index].image_id
     previous = _previous_of_key(episode)
+
+    def image(image_id: str) -> str:
+        return f"{cfg.paths.images}/{stored_relpath(cfg.images_dir, episode.camera_id, image_id)}"
+
     return {
         "record": f"{events}/{event_id}.json",
         "text": f"{events}/{event_id}.txt",
         "diff": f"{events}/{event_id}_diff.jpg",
         "annotated": f"{events}/{event_id}_annotated.jpg",
-        "key_image": f"{cfg.paths.images}/{image_relpath(episode.camera_id, key)}",
-        "previous_image": (
-            f"{cfg.paths.images}/{image_relpath(episode.camera_id, previous)}" if previous else None
-        ),
+        "key_image": image(key),
+        "previous_image": image(previous) if previous else None,
     }
 
 

@@ -38,6 +38,12 @@ def stored_capture_time(path: Path) -> float:
     return (path.stat().st_mtime_ns // 1_000_000) / 1000
 
 
+def stored_relpath(images_dir: Path, camera_id: str, image_id: str) -> str:
+    """Path of a stored image relative to the database: .png if that is what was stored, else .jpg."""
+    png = image_relpath(camera_id, image_id, "png")
+    return png if (images_dir / png).exists() else image_relpath(camera_id, image_id)
+
+
 @dataclass(frozen=True)
 class StoredImage:
     """One original image file in the database."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from kafka.errors import KafkaError
 
 from image_pipeline import cli
@@ -23,6 +24,7 @@ from image_pipeline.imagedb import ImageAnnouncer
 from image_pipeline.imaging import ImageError, decode, encode_jpeg, inspect
 from image_pipeline.kafka_io import ensure_topics, make_producer
 from image_pipeline.messages import UploadError
+from image_pipeline.synthesis import camera_ids, load_backgrounds, synthesize_camera
 
 logger = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth.jsonl"
@@ -91,12 +93,17 @@ class DeliveryTracker:
             self._outage_since = None
 
 
-def synthesized(cfg: Config, cameras: int, frames: int, seed: int, size: tuple[int, int],
-                backgrounds_dir: Path, quality: int) -> Iterator[Capture]:
-    """Frames of every camera, interleaved in capture order."""
-    from image_pipeline.synthesis import camera_ids, load_backgrounds, synthesize_camera
+def read_backgrounds(folder: Path) -> list[np.ndarray]:
+    """The background photos, or a ConfigError that says what is wrong with the folder."""
+    try:
+        return load_backgrounds(folder)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise ConfigError(f"--backgrounds: {exc}") from None
 
-    backgrounds = load_backgrounds(backgrounds_dir)
+
+def synthesized(cameras: int, frames: int, seed: int, size: tuple[int, int],
+                backgrounds: list[np.ndarray], quality: int) -> Iterator[Capture]:
+    """Frames of every camera, interleaved in capture order."""
     streams = [synthesize_camera(cam, frames, seed, size, backgrounds) for cam in camera_ids(cameras)]
     for _ in range(frames):
         for stream in streams:
@@ -263,6 +270,7 @@ def _main(args: argparse.Namespace) -> int:
     size = parse_size(args.size or r.size, "--size")
     if cameras < 1 or frames < 1 or fps < 0:
         raise ConfigError("--cameras and --frames must be at least 1, --fps at least 0")
+    backgrounds = read_backgrounds(Path(args.backgrounds) if args.backgrounds else cfg.originals_dir)
     cli.ensure_data_dirs(cfg)
     stop = cli.stop_event_on_signals()
     ensure_topics(cfg)
@@ -276,8 +284,7 @@ def _main(args: argparse.Namespace) -> int:
         total, cameras = sum(1 for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")), 1
         logger.info("publishing the images of %s as camera %s to %s", folder, camera_id, cfg.kafka.bootstrap_servers)
     else:
-        backgrounds = Path(args.backgrounds) if args.backgrounds else cfg.originals_dir
-        captures = synthesized(cfg, cameras, frames, seed, size, backgrounds, r.jpeg_quality)
+        captures = synthesized(cameras, frames, seed, size, backgrounds, r.jpeg_quality)
         total = cameras * frames
         logger.info("synthesizing %d camera(s) x %d frames at %dx%d, seed %d, %s, to %s (topic %s)",
                     cameras, frames, size[0], size[1], seed, f"{fps:g} fps" if fps else "as fast as possible",

@@ -30,6 +30,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     raw = dataclasses.asdict(cfg)
     raw.pop("base_dir", None)
     raw["paths"]["data_dir"] = str(cfg.data_dir)
+    raw["paths"]["originals"] = str(cfg.originals_dir)
     raw["subscriptions"] = [
         {**s, "cameras": list(s["cameras"]), "event_types": list(s["event_types"])} for s in raw["subscriptions"]
     ]
@@ -54,7 +55,8 @@ class Client:
 
     def output(self) -> str:
         """Everything the client printed so far."""
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 

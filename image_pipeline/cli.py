@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -72,8 +73,20 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_main(prog: str, body: Callable[[], int]) -> int:
     """Run a client's body, turning expected failures into one-line errors and exit codes."""
+    code = _run_body(prog, body)
+    if code != 2:  # a usage error stays one line
+        logging.getLogger(prog).info("exiting with code %d; peak_rss_mb=%.1f", code, peak_rss_mb())
+    return code
+
+
+def _run_body(prog: str, body: Callable[[], int]) -> int:
     try:
         return body()
     except ConfigError as exc:

@@ -1,7 +1,7 @@
 # Image surveillance pipeline: Apache Kafka 4.1.1 plus the Python clients, in one container.
 #
 # Build:  docker build -t image-pipeline .          (or: docker compose build)
-# Run:    docker compose up -d                       (see docs/docker.md)
+# Run:    docker compose up -d                       (see README.md, "Docker")
 #
 # Kafka comes from the official apache/kafka image. That image is Alpine (musl), where the
 # opencv-python-headless wheels do not install, so only its /opt/kafka is copied into a

@@ -26,13 +26,14 @@ import pytest
 import yaml
 
 from image_pipeline import broker, compose_check
-from image_pipeline.config import PROJECT_ROOT, Config
+from image_pipeline.config import PROJECT_ROOT
 from image_pipeline.kafka_io import group_lag, topic_size
+from image_pipeline.runner import write_config
 from tests.conftest import make_pipeline_config
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-DOCKER_DOC = PROJECT_ROOT / "docs" / "docker.md"
+DOCKER_DOC = PROJECT_ROOT / "README.md"
 IMAGE_PORT = 9092
 IMAGE_INTERNAL = ("pipeline", 19092)
 
@@ -199,7 +200,7 @@ def test_docker_doc_runs_the_same_clients_and_names_as_the_compose_file() -> Non
 
 def test_every_script_the_image_runs_exists() -> None:
     missing = sorted(s for s in _compose_scripts() if not (PROJECT_ROOT / s).is_file())
-    assert missing == [], f"docker-compose.yml and docs/docker.md run scripts that do not exist: {missing}"
+    assert missing == [], f"docker-compose.yml and README.md run scripts that do not exist: {missing}"
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -230,21 +231,6 @@ def test_dockerignore_keeps_the_code_and_leaves_out_state_and_data() -> None:
 
 
 # ---------------------------------------------------------------- the image's command, natively
-
-
-def write_config(cfg: Config, path: Path) -> Path:
-    """Write a Config as a config.yaml that load_config reads back."""
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    raw = plain(dataclasses.asdict(cfg))
-    raw.pop("base_dir", None)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
 
 
 @pytest.fixture
@@ -350,11 +336,6 @@ def test_image_command_serves_both_listeners_and_one_image_goes_through(
     outside = f"localhost:{port}"  # what clients in the container and on the host use
     inside = f"localhost:{internal}"  # what compose client services use (pipeline:19092)
     cfg = make_pipeline_config(data, outside)
-    # The image ships image_original/ (the receiver's background scenes) at its data root.
-    shutil.copytree(PROJECT_ROOT / "image_original", cfg.originals_dir, dirs_exist_ok=True)
-    if not any(cfg.originals_dir.glob("*.jpg")):
-        subprocess.run([sys.executable, "-m", "image_pipeline.backgrounds", "--out", str(cfg.originals_dir)],
-                       cwd=PROJECT_ROOT, check=True, capture_output=True)
     config_file = write_config(cfg, tmp_path / "config.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_DATA_DIR")}
     common = ["--config", str(config_file), "--data-dir", str(data)]

@@ -97,7 +97,7 @@ def alert_record(cfg: Config, event: EventMessage, alertees: list[dict[str, str]
 def alert_text(record: dict[str, Any]) -> str:
     """A human-readable version of an alert record."""
     people = "\n".join(f"  - {a['name']} <{a['contact']}>" for a in record["alertees"])
-    paths = "\n".join(f"  {k:<10} {v}" for k, v in record["paths"].items())
+    paths = "\n".join(f"  {k:<15} {v}" for k, v in record["paths"].items())
     return (
         f"ALERT {record['alert_id']} for event {record['event_id']}\n"
         f"{record['summary']}\n\n"

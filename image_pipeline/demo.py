@@ -87,7 +87,7 @@ def run_demo(cfg: Config, cameras: int, frames: int, seed: int) -> int:
         if not procs.wait_drained(timeout=600, settle_s=1.0):
             _log("the pipeline did not drain within 10 minutes; see the logs in " + str(workdir))
             return 1
-        elapsed = time.monotonic() - began
+        elapsed = (procs.drained_at or time.monotonic()) - began
         codes = procs.stop_all()
     print_summary(cfg, elapsed, codes)
     return 0 if all(code == 0 for code in codes.values()) else 1

@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
-from image_pipeline.config import PROJECT_ROOT, Config
-from image_pipeline.kafka_io import group_lag
+from image_pipeline.config import PROJECT_ROOT, Config, TopicConfig, TopicsConfig
+from image_pipeline.kafka_io import ensure_topics, group_lag
 
 SCRIPTS = {
     "receiver": "image_receiving.py",
@@ -23,6 +24,26 @@ SCRIPTS = {
     "alerter": "image_event_alert.py",
     "thumbnails": "image_thumbnails.py",
 }
+
+
+def isolated_config(cfg: Config, root: Path, image_partitions: int = 2, tag: str | None = None) -> Config:
+    """The config with topics, groups and data folders of one run alone (tests, benchmark); topics created."""
+    tag = tag or uuid.uuid4().hex[:8]
+    topics = TopicsConfig(
+        images=TopicConfig(f"images-{tag}", image_partitions),
+        events=TopicConfig(f"events-{tag}", 2),
+        alerts=TopicConfig(f"alerts-{tag}", 1),
+        dead_letter=TopicConfig(f"dlq-{tag}", 1),
+        errors=TopicConfig(f"errors-{tag}", 1),
+    )
+    groups = dataclasses.replace(
+        cfg.groups, analyzer=f"analysis-{tag}", alerter=f"alert-{tag}", thumbnails=f"thumbs-{tag}"
+    )
+    for folder in (cfg.paths.images, cfg.paths.events, cfg.paths.alerts):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    out = cfg.with_overrides(data_dir=str(root)).replace(topics=topics, groups=groups)
+    ensure_topics(out)
+    return out
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
@@ -72,6 +93,7 @@ class PipelineProcesses:
         self.env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the config file says where Kafka is
         self.env.pop("PIPELINE_DATA_DIR", None)
         self.clients: list[Client] = []
+        self.drained_at: float | None = None  # time.monotonic() when the last wait_drained saw no lag
 
     def command(self, role: str, *args: str) -> list[str]:
         """The command line of one client."""
@@ -105,6 +127,7 @@ class PipelineProcesses:
             if lag == 0:
                 clean_since = clean_since or time.monotonic()
                 if time.monotonic() - clean_since >= settle_s:
+                    self.drained_at = clean_since
                     return True
             else:
                 clean_since = None

@@ -7,13 +7,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from kafka import KafkaProducer
-from kafka.future import Future
+from typing import TYPE_CHECKING
 
 from image_pipeline.config import Config
 from image_pipeline.messages import ImageMessage
 from image_pipeline.storage import atomic_write_bytes, check_id, safe_join
+
+if TYPE_CHECKING:  # only for hints: id and path helpers stay usable without Kafka
+    from kafka import KafkaProducer
+    from kafka.future import Future
 
 _IMAGE_FILE = re.compile(r"^(?P<image_id>[A-Za-z0-9_-]+-(?P<seq>\d{6,}))\.(?:jpg|png)$")
 

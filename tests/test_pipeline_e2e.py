@@ -6,24 +6,32 @@ import json
 from pathlib import Path
 
 import pytest
-from image_pipeline.score import score_dirs
 
 from image_pipeline.config import Config
 from image_pipeline.runner import count_outputs
+from image_pipeline.score import score_dirs
 from image_pipeline.storage import leftover_temp_files
 from tests.pipeline_support import alert_ids, alertable, event_records, run_reference, topic_values
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_whole_chain_meets_the_quality_bar(pipeline_config: Config, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cameras", "frames", "seed", "size", "noise"),
+    [(2, 120, 23, "640x480", "1.0"), (3, 100, 404, "320x240", "2.0")],
+    ids=["640x480-noise1", "320x240-noise2"],
+)
+def test_whole_chain_meets_the_quality_bar(
+    pipeline_config: Config, tmp_path: Path, cameras: int, frames: int, seed: int, size: str, noise: str
+) -> None:
     cfg = pipeline_config
-    run_reference(cfg, tmp_path / "run", "--cameras", "2", "--frames", "120", "--fps", "0", "--seed", "23")
+    run_reference(cfg, tmp_path / "run", "--cameras", str(cameras), "--frames", str(frames), "--fps", "0",
+                  "--seed", str(seed), "--size", size, "--noise", noise)
 
     counts = count_outputs(cfg)
-    assert counts["images"] == 240
+    assert counts["images"] == cameras * frames
     truth_rows = (cfg.images_dir / "ground_truth.jsonl").read_text().splitlines()
-    assert len(truth_rows) == 240
+    assert len(truth_rows) == cameras * frames
 
     report = score_dirs(cfg.images_dir, cfg.events_dir).to_dict()
     for kind in ("intrusion", "tamper", "scene_change"):

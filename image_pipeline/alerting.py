@@ -20,6 +20,7 @@ from image_pipeline.kafka_io import (
     DeadLetterPublisher,
     LoopOptions,
     LoopStats,
+    close_producer,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -200,11 +201,11 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
         loop.run()
     except BaseException:
         loop.close_without_commit()
-        producer.close(timeout=10)
+        close_producer(producer)
         raise
     loop.commit_and_close()
     producer.flush()
-    producer.close(timeout=10)
+    close_producer(producer)
     _progress(alerter, loop.stats)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from image_pipeline.kafka_io import (
     DeadLetterPublisher,
     LoopOptions,
     LoopStats,
+    close_producer,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -55,6 +57,8 @@ class AnalysisCounters:
     events_started: int = 0
     events_ended: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    first_at: float = 0.0  # wall clock of the first and last image analyzed, for the benchmark
+    last_at: float = 0.0
 
 
 def read_image(cfg: Config, message: ImageMessage) -> np.ndarray:
@@ -112,6 +116,9 @@ class Analyzer:
         for update in updates:
             self._emit(update, message, image, state)
         self.counters.images += 1
+        self.counters.last_at = time.time()
+        if not self.counters.first_at:
+            self.counters.first_at = self.counters.last_at
         return updates
 
     def _state_for(self, message: ImageMessage, tp: TopicPartition | None) -> CameraState:
@@ -206,11 +213,11 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
         loop.run()
     except BaseException:
         loop.close_without_commit()
-        producer.close(timeout=10)
+        close_producer(producer)
         raise
     loop.commit_and_close()
     producer.flush()
-    producer.close(timeout=10)
+    close_producer(producer)
     _progress(analyzer, loop.stats)
     return 0
 
@@ -218,6 +225,6 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
 def _progress(analyzer: Analyzer, stats: LoopStats) -> None:
     c = analyzer.counters
     types = ", ".join(f"{k}={v}" for k, v in sorted(c.by_type.items())) or "none"
-    logger.info("analyzed %d images; events started %d (%s), ended %d; dead-lettered %d",
-                c.images, c.events_started, types, c.events_ended, stats.dead_lettered)
+    logger.info("analyzed %d images; events started %d (%s), ended %d; dead-lettered %d; first_at=%.3f last_at=%.3f",
+                c.images, c.events_started, types, c.events_ended, stats.dead_lettered, c.first_at, c.last_at)
 

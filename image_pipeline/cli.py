@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
@@ -18,9 +19,17 @@ from image_pipeline.config import Config, ConfigError, load_config
 from image_pipeline.errors import FatalError
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, not the usage text plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print 'prog: error: message (see --help)' and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every client shares."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineErrorParser(prog=prog, description=description)
     parser.add_argument("--config", default=None, help="config file (default: config.yaml of the project)")
     parser.add_argument(
         "--bootstrap-servers", default=None,
@@ -74,7 +83,17 @@ def stop_event_on_signals() -> threading.Event:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident memory in MB.
+
+    VmHWM first: Linux carries ru_maxrss across exec, so a client started by a big parent (the
+    benchmark) would report the parent's peak. ru_maxrss (KiB on Linux) is the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -45,6 +45,21 @@ def make_producer(cfg: Config, client_id: str, **overrides: Any) -> KafkaProduce
     return KafkaProducer(**settings)
 
 
+def close_producer(producer: KafkaProducer, timeout_s: float = 10.0) -> bool:
+    """Flush and close; if Kafka is unreachable, drop what is unsent. Returns whether all was sent."""
+    try:
+        producer.close(timeout=timeout_s)
+        return True
+    except KafkaError:
+        # kafka-python's close() flushes first and, when the flush times out, raises before it
+        # stops its sender thread; stop it here so no half-closed producer is left behind.
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True
+        return False
+
+
 def make_consumer(cfg: Config, group_id: str | None, client_id: str, **overrides: Any) -> KafkaConsumer:
     """A consumer with auto-commit off that starts at the earliest offset of a new group."""
     settings: dict[str, Any] = {

@@ -23,7 +23,7 @@ from image_pipeline.config import Config, ConfigError, parse_size
 from image_pipeline.errors import FatalError
 from image_pipeline.imagedb import ImageAnnouncer
 from image_pipeline.imaging import ImageError, decode, encode_jpeg, inspect
-from image_pipeline.kafka_io import ensure_topics, make_producer
+from image_pipeline.kafka_io import close_producer, ensure_topics, make_producer
 from image_pipeline.messages import UploadError
 from image_pipeline.synthesis import camera_ids, load_backgrounds, synthesize_camera
 
@@ -73,6 +73,11 @@ class DeliveryTracker:
             else:
                 self.failed.append(image_id)
                 logger.error("image=%s never reached Kafka: %s (the file stays in the image database)", image_id, exc)
+
+    def pending_ids(self) -> list[str]:
+        """Images sent but neither acknowledged nor failed yet."""
+        with self._lock:
+            return sorted(self._pending)
 
     def check_outage(self, threshold_s: float = 3.0) -> None:
         """Log when sends wait unusually long (Kafka down) and when they flow again."""
@@ -235,11 +240,12 @@ class Receiver:
             with contextlib.suppress(KafkaError):
                 self.producer.flush(timeout=1.0)
             self.tracker.check_outage()
-        self.producer.close(timeout=5)
+        close_producer(self.producer, timeout_s=5)
         unconfirmed = self.tracker.sent - self.tracker.acked
         if unconfirmed:
-            logger.error("%d of %d image(s) did not reach Kafka; they remain in %s",
-                         unconfirmed, self.tracker.sent, self.cfg.images_dir)
+            examples = ", ".join((self.tracker.failed + self.tracker.pending_ids())[:3])
+            logger.error("%d of %d image(s) did not reach Kafka (e.g. %s); they remain in %s",
+                         unconfirmed, self.tracker.sent, examples, self.cfg.images_dir)
             return 1
         logger.info("all %d images acknowledged by Kafka", self.tracker.sent)
         return 0
@@ -327,7 +333,7 @@ def _main(args: argparse.Namespace) -> int:
         code = receiver.finish()
     publish_refused(cfg, errors)
     elapsed = time.monotonic() - began
-    logger.info("done: %d images stored in %s and announced in %.1f s (%.1f img/s)%s",
-                count, cfg.images_dir, elapsed, count / max(elapsed, 1e-9),
+    logger.info("done: %d images stored in %s in %.1f s (%.1f img/s), %d acknowledged by Kafka%s",
+                count, cfg.images_dir, elapsed, count / max(elapsed, 1e-9), receiver.tracker.acked,
                 f"; {len(errors)} file(s) refused" if errors else "")
     return code

@@ -32,6 +32,7 @@ from image_pipeline.kafka_io import (
     DeadLetterPublisher,
     LoopOptions,
     LoopStats,
+    close_producer,
     make_consumer,
     make_producer,
 )
@@ -141,7 +142,7 @@ def run(cfg: Config, stop: Any, options: LoopOptions) -> LoopStats:
         loop.commit_and_close()
         producer.flush()
     finally:
-        producer.close(timeout=10)
+        close_producer(producer)
     progress(stats)
     logger.info("thumbnails consumer stopped")
     return stats

@@ -5,6 +5,7 @@ Each test asserts the end state from the files on disk and from the topics.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import signal
@@ -150,6 +151,28 @@ def test_broker_restart_while_the_receiver_produces_loses_nothing(tmp_path: Path
         assert "not acknowledging" in output and "acknowledges again" in output
     finally:
         broker.stop(inst)
+
+
+def test_a_send_that_fails_for_good_keeps_the_image_and_exits_non_zero(tmp_path: Path) -> None:
+    inst = broker.instance_for(broker.free_port())
+    broker.start(inst, fresh=True)
+    try:
+        cfg = make_pipeline_config(tmp_path / "data", inst.bootstrap)
+        cfg = cfg.replace(kafka=dataclasses.replace(cfg.kafka, delivery_timeout_ms=4000, request_timeout_ms=2000))
+        with PipelineProcesses(cfg, tmp_path / "run") as procs:
+            receiver = procs.start("receiver", "--cameras", "1", "--frames", "60", "--fps", "15",
+                                   "--size", "320x240", "--seed", "4")
+            wait_until(lambda: topic_size(cfg, cfg.topics.images.name) >= 5, 60, "the first announcements")
+            broker.stop(inst)  # and it never comes back
+            code = receiver.process.wait(timeout=120)
+            output = receiver.output()
+    finally:
+        broker.stop(inst)
+    assert code == 1, output
+    assert "never reached Kafka" in output and "did not reach Kafka" in output
+    assert "all 60 images acknowledged" not in output
+    stored = sorted((cfg.images_dir / "cam-01").glob("*.jpg"))
+    assert len(stored) == 60, "every image stays in the image database"
 
 
 def write_image_file(cfg: Config, rel: str, data: bytes) -> None:

@@ -41,7 +41,8 @@ def test_bad_config_value_names_the_key(tmp_path: Path) -> None:
     bad.write_text("analysis: {warmup_frames: -3}\n")
     result = run("image_analysis.py", "--config", str(bad))
     assert result.returncode == 2
-    assert result.stderr.strip() == "image_analysis.py: config error: analysis.warmup_frames: must be at least 1, got -3"
+    expected = "image_analysis.py: config error: analysis.warmup_frames: must be at least 1, got -3"
+    assert result.stderr.strip() == expected
 
 
 def test_unreachable_broker_is_one_clear_error() -> None:

@@ -16,14 +16,10 @@ from image_pipeline import cli
 from image_pipeline.config import Config, Subscription
 from image_pipeline.imagedb import stored_relpath
 from image_pipeline.kafka_io import (
-    ConsumerLoop,
-    DeadLetterPublisher,
     LoopOptions,
     LoopStats,
-    close_producer,
     ensure_topics,
-    make_consumer,
-    make_producer,
+    run_consumer_stage,
 )
 from image_pipeline.messages import AlertMessage, EventMessage
 from image_pipeline.storage import atomic_write_json, atomic_write_text, check_id, safe_join
@@ -185,28 +181,15 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
     cli.ensure_data_dirs(cfg)
     stop = stop or cli.stop_event_on_signals()
     ensure_topics(cfg)
-    producer = make_producer(cfg, "image-alert")
-    alerter = Alerter(cfg, producer)
-    consumer = make_consumer(cfg, cfg.groups.alerter, "image-alert")
-    dlq = DeadLetterPublisher(producer, cfg.topics.dead_letter.name, "image-alert")
-    loop = ConsumerLoop(
-        consumer, [cfg.topics.events.name], alerter, dlq, stop,
-        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
-        progress=lambda stats: _progress(alerter, stats),
-    )
     names = ", ".join(s.name for s in cfg.subscriptions) or "none"
     logger.info("alerting on topic %s as group %s; %d subscription(s): %s; alerts to %s",
                 cfg.topics.events.name, cfg.groups.alerter, len(cfg.subscriptions), names, cfg.alerts_dir)
-    try:
-        loop.run()
-    except BaseException:
-        loop.close_without_commit()
-        close_producer(producer)
-        raise
-    loop.commit_and_close()
-    producer.flush()
-    close_producer(producer)
-    _progress(alerter, loop.stats)
+    run_consumer_stage(
+        cfg, "image-alert", cfg.groups.alerter, cfg.topics.events.name,
+        lambda producer: Alerter(cfg, producer), stop,
+        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
+        _progress,
+    )
     return 0
 
 

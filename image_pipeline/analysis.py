@@ -22,14 +22,10 @@ from image_pipeline.event_records import EventWriter
 from image_pipeline.imagedb import camera_history, stored_capture_time
 from image_pipeline.imaging import decode
 from image_pipeline.kafka_io import (
-    ConsumerLoop,
-    DeadLetterPublisher,
     LoopOptions,
     LoopStats,
-    close_producer,
     ensure_topics,
-    make_consumer,
-    make_producer,
+    run_consumer_stage,
 )
 from image_pipeline.messages import EventMessage, ImageMessage
 from image_pipeline.storage import safe_join
@@ -198,27 +194,14 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
     cli.ensure_data_dirs(cfg)
     stop = stop or cli.stop_event_on_signals()
     ensure_topics(cfg)
-    producer = make_producer(cfg, "image-analysis")
-    analyzer = Analyzer(cfg, producer)
-    consumer = make_consumer(cfg, cfg.groups.analyzer, "image-analysis")
-    dlq = DeadLetterPublisher(producer, cfg.topics.dead_letter.name, "image-analysis")
-    loop = ConsumerLoop(
-        consumer, [cfg.topics.images.name], analyzer, dlq, stop,
-        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
-        progress=lambda stats: _progress(analyzer, stats),
-    )
     logger.info("analyzing topic %s as group %s on %s; events to %s",
                 cfg.topics.images.name, cfg.groups.analyzer, cfg.kafka.bootstrap_servers, cfg.events_dir)
-    try:
-        loop.run()
-    except BaseException:
-        loop.close_without_commit()
-        close_producer(producer)
-        raise
-    loop.commit_and_close()
-    producer.flush()
-    close_producer(producer)
-    _progress(analyzer, loop.stats)
+    run_consumer_stage(
+        cfg, "image-analysis", cfg.groups.analyzer, cfg.topics.images.name,
+        lambda producer: Analyzer(cfg, producer), stop,
+        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
+        _progress,
+    )
     return 0
 
 

@@ -52,7 +52,7 @@ class Plan:
 
 FULL = Plan(main=(640, 480), sizes=((320, 240), (640, 480), (1280, 720), (1920, 1080)), ceiling_images=160,
             cameras=4, frames=150, latency_cameras=10, latency_fps=10.0, latency_frames=200, latency_half_s=20.0,
-            scale_cameras=8, scale_frames=60)
+            scale_cameras=16, scale_frames=75)
 SMOKE = Plan(main=(320, 240), sizes=((160, 120), (320, 240)), ceiling_images=20,
              cameras=2, frames=60, latency_cameras=2, latency_fps=20.0, latency_frames=60, latency_half_s=3.0,
              scale_cameras=2, scale_frames=15)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
@@ -395,3 +395,40 @@ def topic_size(cfg: Config, topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         consumer.close(autocommit=False)
+
+
+# ---------------------------------------------------------------- one consuming stage, wired
+
+H = TypeVar("H", bound=RecordHandler)
+
+
+def run_consumer_stage(
+    cfg: Config,
+    client_id: str,
+    group: str,
+    topic: str,
+    make_handler: Callable[[KafkaProducer], H],
+    stop: threading.Event,
+    options: LoopOptions,
+    progress: Callable[[H, LoopStats], None],
+) -> LoopStats:
+    """Wire producer, handler, consumer and dead letters; run the loop; close in reverse order.
+
+    On a fatal error the consumer leaves without committing, so a restart redoes the work.
+    """
+    producer = make_producer(cfg, client_id)
+    try:
+        handler = make_handler(producer)
+        consumer = make_consumer(cfg, group, client_id)
+        dlq = DeadLetterPublisher(producer, cfg.topics.dead_letter.name, client_id)
+        loop = ConsumerLoop(consumer, [topic], handler, dlq, stop, options, lambda s: progress(handler, s))
+        try:
+            loop.run()
+        except BaseException:
+            loop.close_without_commit()
+            raise
+        loop.commit_and_close()
+    finally:
+        close_producer(producer)
+    progress(handler, loop.stats)
+    return loop.stats

@@ -174,6 +174,8 @@ class Receiver:
                     logger.info("stop requested; stopping after %d images", count)
                     break
                 self._pace(began, count // max(cameras, 1))
+                # The camera "captures" the frame when its slot comes, not when it was drawn.
+                capture.captured_at = time.time()
                 self._queue.put(capture)
                 count += 1
                 self.tracker.check_outage()
@@ -274,6 +276,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default=None, help="image size WxH (default 640x480)")
     parser.add_argument("--noise", type=float, default=1.0, help="sensor noise scale (default 1.0)")
     parser.add_argument("--backgrounds", default=None, help="folder of background photos (default image_original/)")
+    parser.add_argument(
+        "--prerender", action="store_true",
+        help="draw every frame before sending any, so the camera simulation does not compete with the "
+             "pipeline for CPU while it runs (used by the benchmark's latency runs)",
+    )
     parser.add_argument("--source", default=None, help="publish the .jpg/.png files of this folder instead")
     parser.add_argument("--camera-id", default=None, help="camera id for --source images (default: folder name)")
     return parser.parse_args(argv)
@@ -325,6 +332,10 @@ def _main(args: argparse.Namespace) -> int:
         logger.info("synthesizing %d camera(s) x %d frames at %dx%d, seed %d, %s, to %s (topic %s)",
                     cameras, frames, size[0], size[1], seed, f"{fps:g} fps" if fps else "as fast as possible",
                     cfg.kafka.bootstrap_servers, cfg.topics.images.name)
+    if args.prerender and not args.source:
+        drawing_began = time.monotonic()
+        captures = iter(list(captures))
+        logger.info("prerendered %d frames in %.1f s", total, time.monotonic() - drawing_began)
     receiver = Receiver(cfg, stop, fps)
     began = time.monotonic()
     try:

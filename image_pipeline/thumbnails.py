@@ -27,15 +27,7 @@ from image_pipeline.cli import (
 from image_pipeline.config import Config
 from image_pipeline.errors import BadInputError, FatalError
 from image_pipeline.imaging import decode, encode_jpeg
-from image_pipeline.kafka_io import (
-    ConsumerLoop,
-    DeadLetterPublisher,
-    LoopOptions,
-    LoopStats,
-    close_producer,
-    make_consumer,
-    make_producer,
-)
+from image_pipeline.kafka_io import LoopOptions, LoopStats, run_consumer_stage
 from image_pipeline.messages import ImageMessage
 from image_pipeline.storage import atomic_write_bytes, safe_join
 
@@ -124,26 +116,14 @@ def run(cfg: Config, stop: Any, options: LoopOptions) -> LoopStats:
             stats.processed, handler.written, stats.dead_lettered, stats.processed / elapsed,
         )
 
-    producer = make_producer(cfg, CLIENT)
-    try:
-        consumer = make_consumer(cfg, cfg.groups.thumbnails, CLIENT)
-        dlq = DeadLetterPublisher(producer, cfg.topics.dead_letter.name, CLIENT)
-        loop = ConsumerLoop(consumer, [cfg.topics.images.name], handler, dlq, stop, options, progress)
-        logger.info(
-            "thumbnails consumer started topic=%s group=%s data=%s kafka=%s",
-            cfg.topics.images.name, cfg.groups.thumbnails, cfg.data_dir, cfg.kafka.bootstrap_servers,
-        )
-        try:
-            stats = loop.run()
-        except BaseException:
-            # A fatal error: leave without committing, so a restart redoes the unfinished work.
-            loop.close_without_commit()
-            raise
-        loop.commit_and_close()
-        producer.flush()
-    finally:
-        close_producer(producer)
-    progress(stats)
+    logger.info(
+        "thumbnails consumer started topic=%s group=%s data=%s kafka=%s",
+        cfg.topics.images.name, cfg.groups.thumbnails, cfg.data_dir, cfg.kafka.bootstrap_servers,
+    )
+    stats = run_consumer_stage(
+        cfg, CLIENT, cfg.groups.thumbnails, cfg.topics.images.name, lambda _producer: handler, stop, options,
+        lambda _handler, stats: progress(stats),
+    )
     logger.info("thumbnails consumer stopped")
     return stats
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from image_pipeline import broker
-from image_pipeline.config import Config, TopicConfig, TopicsConfig, load_config
+from image_pipeline.config import Config, TopicConfig, load_config
 from image_pipeline.kafka_io import ensure_topics
+from image_pipeline.runner import isolated_config
+from image_pipeline.web import create_app
 
 
 @pytest.fixture(scope="session")
@@ -50,26 +53,24 @@ def topic_factory(kafka_bootstrap: str) -> Callable[..., str]:
 
 def make_pipeline_config(root: Path, bootstrap: str, image_partitions: int = 2) -> Config:
     """A config whose topics, groups and data folders belong to one test alone."""
-    cfg = load_config().with_overrides(bootstrap_servers=bootstrap, data_dir=str(root))
-    tag = uuid.uuid4().hex[:8]
-    topics = TopicsConfig(
-        images=TopicConfig(f"images-{tag}", image_partitions),
-        events=TopicConfig(f"events-{tag}", 2),
-        alerts=TopicConfig(f"alerts-{tag}", 1),
-        dead_letter=TopicConfig(f"dlq-{tag}", 1),
-        errors=TopicConfig(f"errors-{tag}", 1),
-    )
-    groups = dataclasses.replace(
-        cfg.groups, analyzer=f"analysis-{tag}", alerter=f"alert-{tag}", thumbnails=f"thumbs-{tag}"
-    )
-    for folder in ("image_database", "image_event_database", "image_event_alerts"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    cfg = cfg.replace(topics=topics, groups=groups)
-    ensure_topics(cfg)
-    return cfg
+    return isolated_config(load_config().with_overrides(bootstrap_servers=bootstrap), root, image_partitions)
 
 
 @pytest.fixture
 def pipeline_config(tmp_path: Path, kafka_bootstrap: str) -> Config:
     """A pipeline config on the live broker with this test's own topics, groups and folders."""
     return make_pipeline_config(tmp_path, kafka_bootstrap)
+
+
+@pytest.fixture
+def app(pipeline_config: Config) -> Iterator[Flask]:
+    """A web app over this test's topics and data folders."""
+    app = create_app(pipeline_config, testing=True)
+    yield app
+    app.extensions["image_pipeline"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the web app."""
+    return app.test_client()

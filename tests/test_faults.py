@@ -105,10 +105,15 @@ def test_kill_9_alerter_gives_exactly_one_alert_per_alertable_episode(
         wait_until(lambda: len(alert_ids(cfg)) >= 2, 120, "two alerts written")
         alerter.process.kill()
         alerter.process.wait()
+        alerts_before = len(alert_ids(cfg))
+        began = time.monotonic()
         procs.start("alerter", name="alerter-restarted")
         assert receiver.process.wait(timeout=180) == 0
         assert procs.wait_drained(timeout=180)
+        recovered_s = time.monotonic() - began
         codes = procs.stop_all()
+    print(f"alerter killed after {alerts_before} alerts; drained {recovered_s:.1f} s after restart; "
+          f"{len(alert_ids(cfg))} alert files for {len(alertable(cfg, event_records(cfg)))} alertable events")
     assert codes["alerter-restarted"] == 0
     assert_same_events(cfg, reference)
     alert_messages = {v["event_id"] for v in topic_values(cfg, cfg.topics.alerts.name)}
@@ -121,6 +126,7 @@ def test_two_analyzers_in_one_group_give_the_same_events(
     cfg = make_pipeline_config(tmp_path / "data", kafka_bootstrap, image_partitions=4)
     run_reference(cfg, tmp_path / "run", *RECEIVER_ARGS, "--fps", "0", analyzers=2)
     logs = [p.read_text() for p in (tmp_path / "run").glob("analyzer-*.log")]
+    print(f"two analyzers: {len(event_records(cfg))} events, reference {len(event_records(reference))}")
     assert len(logs) == 2
     assert all("assigned partitions" in log for log in logs), "both instances took part in the group"
     assert_same_events(cfg, reference)
@@ -235,6 +241,8 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_are_processed(
         assert value in from_images, f"{kind} was not dead-lettered"
         assert from_images[value].error, kind
     assert len(from_images) == len(bad)
+    print(f"bad input: {len(from_images)} of {len(bad)} bad image messages dead-lettered, "
+          f"{len(letters)} dead letters in all; analyzer lag 0")
     assert "escapes" in from_images[bad["path outside"]].error
     assert "bomb" in from_images[bad["decompression bomb"]].error
     assert any(letter.source_topic == cfg.topics.events.name for letter in letters)
@@ -257,7 +265,9 @@ def test_sigterm_mid_run_exits_0_commits_and_leaves_no_temp_files(
         wait_until(lambda: committed_images(cfg) >= 40, 120, "40 images analyzed")
         if role == "alerter":
             wait_until(lambda: len(alert_ids(cfg)) >= 1, 120, "an alert")
+        signalled = time.monotonic()
         assert procs.stop(target, signal.SIGTERM, timeout=60) == 0, target.output()
+        print(f"SIGTERM {role}: exit 0 after {time.monotonic() - signalled:.1f} s")
         if role == "receiver":
             stored = len((cfg.images_dir / "ground_truth.jsonl").read_text().splitlines())
             assert topic_size(cfg, cfg.topics.images.name) == stored, "every stored image was announced"
@@ -288,6 +298,7 @@ def test_disk_full_stops_the_analyzer_before_commit_and_a_restart_redoes_the_wor
         assert full.returncode == 1, full.stdout + full.stderr
         assert "cannot write outputs" in full.stderr
         assert committed_images(cfg) < 3 * 110, "the failed record was not committed"
+        print(f"disk full: analyzer exited 1 with {committed_images(cfg)} of {3 * 110} images committed")
         procs.start("alerter")
         procs.start("analyzer", name="analyzer-after-fix")
         assert procs.wait_drained(timeout=180)

@@ -6,10 +6,8 @@ import dataclasses
 import io
 import struct
 import zlib
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from image_pipeline.config import Config
@@ -18,20 +16,6 @@ from image_pipeline.web import create_app
 from tests.web_support import image_bytes, read_topic
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def app(pipeline_config: Config) -> Iterator[Flask]:
-    """An app over this test's topics and data folders."""
-    app = create_app(pipeline_config, testing=True)
-    yield app
-    app.extensions["image_pipeline"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the app."""
-    return app.test_client()
 
 
 def post_image(client: FlaskClient, data: bytes, filename: str = "photo.jpg", camera_id: str | None = None) -> object:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from image_pipeline.config import Config
@@ -18,20 +16,6 @@ from tests.web_support import image_bytes, write_event_fixture
 
 pytestmark = pytest.mark.kafka
 XSS = '<script>alert("x")</script>'
-
-
-@pytest.fixture
-def app(pipeline_config: Config) -> Iterator[Flask]:
-    """An app over this test's topics and data folders."""
-    app = create_app(pipeline_config, testing=True)
-    yield app
-    app.extensions["image_pipeline"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the app."""
-    return app.test_client()
 
 
 def test_empty_dashboard_renders_with_counters(client: FlaskClient) -> None:

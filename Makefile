@@ -26,7 +26,7 @@ lint: $(STAMP)
 test: kafka lint
 	@port=$$($(PY) -m image_pipeline.broker free-port); \
 	$(PY) -m image_pipeline.broker start --fresh --port $$port || exit 1; \
-	trap '$(PY) -m image_pipeline.broker stop --port '$$port EXIT; \
+	trap '$(PY) -m image_pipeline.broker stop --purge --port '$$port EXIT; \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port PIPELINE_TEST_BROKER_PORT=$$port \
 		$(PY) -m pytest $(PYTEST_ARGS)
 

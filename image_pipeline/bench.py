@@ -273,7 +273,7 @@ def _main(args: argparse.Namespace) -> int:
         report = {"machine": machine, **report, "duration_s": round(time.monotonic() - began, 1)}
     finally:
         if started is not None:
-            broker.stop(started)
+            broker.stop_and_purge(started)
         if args.keep:
             _log(f"run folders kept in {workdir}")
         else:

@@ -33,7 +33,7 @@ from image_pipeline.kafka_runtime import (
 
 __all__ = [
     "KAFKA_VERSION", "BrokerError", "Instance", "broker_answers", "free_port", "instance_for",
-    "main", "start", "state_root", "status", "stop", "write_properties",
+    "main", "start", "state_root", "status", "stop", "stop_and_purge", "write_properties",
 ]
 
 # ---------------------------------------------------------------- ports and processes
@@ -188,6 +188,12 @@ def _print_log_tail(log_file: Path, lines: int = 20) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
+def stop_and_purge(inst: Instance) -> None:
+    """Stop the broker and delete its folder (for throw-away test and benchmark brokers)."""
+    stop(inst)
+    shutil.rmtree(inst.home, ignore_errors=True)
+
+
 def stop(inst: Instance, grace_s: float = 60.0) -> bool:
     """Stop the broker gracefully (SIGTERM, then wait). Returns whether one was running."""
     pid = read_pid(inst)
@@ -245,6 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", choices=["start", "stop", "status", "fetch", "free-port"])
     parser.add_argument("--port", type=int, default=9092, help="client port; picks the instance (default 9092)")
     parser.add_argument("--fresh", action="store_true", help="wipe this instance's data before starting")
+    parser.add_argument("--purge", action="store_true", help="with stop: also delete the instance's folder")
     parser.add_argument("--foreground", action="store_true", help="run in the foreground, logging to stdout")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--advertised-host", default=None, help="host name clients are told to use")
@@ -293,6 +300,8 @@ def _run(args: argparse.Namespace, inst: Instance) -> int:
     if args.command == "stop":
         was_running = stop(inst)
         print(f"Kafka on port {inst.port} stopped" if was_running else f"Kafka on port {inst.port} was not running")
+        if args.purge:
+            shutil.rmtree(inst.home, ignore_errors=True)
         return 0
     running, answers = status(inst)
     if running is None:

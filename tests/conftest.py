@@ -26,11 +26,17 @@ def kafka_bootstrap() -> Iterator[str]:
         yield given
         return
     inst = broker.instance_for(broker.free_port())
-    broker.start(inst, fresh=True)
+    try:
+        broker.start(inst, fresh=True)
+    except broker.BrokerError as exc:
+        # A free port can be taken between our look and Kafka's bind; try once more elsewhere.
+        print(f"session broker did not start ({exc}); retrying on another port")
+        inst = broker.instance_for(broker.free_port())
+        broker.start(inst, fresh=True)
     try:
         yield inst.bootstrap
     finally:
-        broker.stop(inst)
+        broker.stop_and_purge(inst)
 
 
 def unique(prefix: str) -> str:

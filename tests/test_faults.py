@@ -156,7 +156,7 @@ def test_broker_restart_while_the_receiver_produces_loses_nothing(tmp_path: Path
         assert len(announced) == frames
         assert "not acknowledging" in output and "acknowledges again" in output
     finally:
-        broker.stop(inst)
+        broker.stop_and_purge(inst)
 
 
 def test_a_send_that_fails_for_good_keeps_the_image_and_exits_non_zero(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_a_send_that_fails_for_good_keeps_the_image_and_exits_non_zero(tmp_path:
             code = receiver.process.wait(timeout=120)
             output = receiver.output()
     finally:
-        broker.stop(inst)
+        broker.stop_and_purge(inst)
     assert code == 1, output
     assert "never reached Kafka" in output and "did not reach Kafka" in output
     assert "all 60 images acknowledged" not in output

@@ -21,7 +21,8 @@ from typing import Any
 from kafka import KafkaProducer
 
 from image_pipeline.config import Config, TopicConfig
-from image_pipeline.kafka_io import ensure_topics, make_producer, read_recent
+from image_pipeline.kafka_io import ensure_topics, make_producer
+from image_pipeline.kafka_reading import read_recent
 from image_pipeline.runner import Client, PipelineProcesses, isolated_config
 from image_pipeline.score import score_dirs
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from image_pipeline import broker, cli
 from image_pipeline.config import Config, TopicConfig, TopicsConfig
-from image_pipeline.kafka_io import ensure_topics, topic_size
+from image_pipeline.kafka_io import ensure_topics
+from image_pipeline.kafka_reading import topic_size
 from image_pipeline.runner import PipelineProcesses, count_outputs
 from image_pipeline.score import score_dirs
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 from image_pipeline import cli
-from image_pipeline.kafka_io import read_recent
+from image_pipeline.kafka_reading import read_recent
 from image_pipeline.messages import DeadLetter, MessageError
 
 

@@ -341,62 +341,6 @@ class DeadLetterPublisher:
         self.producer.flush()
 
 
-# ---------------------------------------------------------------- reading topics without a group
-
-
-def read_recent(cfg: Config, topic: str, limit: int | None = None, timeout_s: float = 10.0) -> list[Any]:
-    """The last `limit` records of a topic (all when None), oldest first, read without a group."""
-    consumer = make_consumer(cfg, None, "image-pipeline-reader")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            first = starts[tp] if limit is None else max(starts[tp], ends[tp] - limit)
-            consumer.seek(tp, first)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)])
-        records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
-        return records if limit is None else records[-limit:]
-    finally:
-        consumer.close(autocommit=False)
-
-
-def group_lag(cfg: Config, group: str, topic: str) -> int:
-    """Records of a topic that a consumer group has not committed yet."""
-    consumer = make_consumer(cfg, group, "image-pipeline-lag")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions)
-        lag = 0
-        for tp in partitions:
-            committed = consumer.committed(tp) or 0
-            lag += max(0, ends[tp] - committed)
-        return lag
-    finally:
-        consumer.close(autocommit=False)
-
-
-def topic_size(cfg: Config, topic: str) -> int:
-    """How many records a topic holds (end minus beginning offsets, over all partitions)."""
-    consumer = make_consumer(cfg, None, "image-pipeline-size")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return 0
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        return sum(ends[tp] - starts[tp] for tp in partitions)
-    finally:
-        consumer.close(autocommit=False)
-
-
 # ---------------------------------------------------------------- one consuming stage, wired
 
 H = TypeVar("H", bound=RecordHandler)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import read_recent
+from image_pipeline.kafka_reading import read_recent
 from image_pipeline.runner import PipelineProcesses
 
 TIME_KEYS = {"started_at", "ended_at", "captured_at", "alerted_at", "analyzed_at"}

@@ -27,7 +27,7 @@ import yaml
 
 from image_pipeline import broker, compose_check
 from image_pipeline.config import PROJECT_ROOT
-from image_pipeline.kafka_io import group_lag, topic_size
+from image_pipeline.kafka_reading import group_lag, topic_size
 from image_pipeline.runner import write_config
 from tests.conftest import make_pipeline_config
 

@@ -17,7 +17,8 @@ import pytest
 
 from image_pipeline import broker
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import group_lag, make_producer, read_recent, topic_size
+from image_pipeline.kafka_io import make_producer
+from image_pipeline.kafka_reading import group_lag, read_recent, topic_size
 from image_pipeline.messages import DeadLetter
 from image_pipeline.runner import PipelineProcesses
 from image_pipeline.storage import leftover_temp_files

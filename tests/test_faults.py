@@ -252,7 +252,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_are_processed(
     assert_same_events(cfg, reference)
 
 
-@pytest.mark.parametrize("role", ["receiver", "analyzer", "alerter"])
+@pytest.mark.parametrize("role", ["receiver", "analyzer", "alerter", "thumbnails"])
 def test_sigterm_mid_run_exits_0_commits_and_leaves_no_temp_files(
     role: str, tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -260,9 +260,10 @@ def test_sigterm_mid_run_exits_0_commits_and_leaves_no_temp_files(
     with PipelineProcesses(cfg, tmp_path / "run") as procs:
         alerter = procs.start("alerter")
         analyzer = procs.start("analyzer")
+        thumbnails = procs.start("thumbnails")
         receiver = procs.start("receiver", "--cameras", "2", "--frames", "120", "--fps", "30",
                                "--size", "320x240", "--seed", "8")
-        target = {"receiver": receiver, "analyzer": analyzer, "alerter": alerter}[role]
+        target = {"receiver": receiver, "analyzer": analyzer, "alerter": alerter, "thumbnails": thumbnails}[role]
         wait_until(lambda: committed_images(cfg) >= 40, 120, "40 images analyzed")
         if role == "alerter":
             wait_until(lambda: len(alert_ids(cfg)) >= 1, 120, "an alert")
@@ -273,8 +274,9 @@ def test_sigterm_mid_run_exits_0_commits_and_leaves_no_temp_files(
             stored = len((cfg.images_dir / "ground_truth.jsonl").read_text().splitlines())
             assert topic_size(cfg, cfg.topics.images.name) == stored, "every stored image was announced"
         else:
-            topic = cfg.topics.images.name if role == "analyzer" else cfg.topics.events.name
-            group = cfg.groups.analyzer if role == "analyzer" else cfg.groups.alerter
+            topic = cfg.topics.events.name if role == "alerter" else cfg.topics.images.name
+            group = {"analyzer": cfg.groups.analyzer, "alerter": cfg.groups.alerter,
+                     "thumbnails": cfg.groups.thumbnails}[role]
             assert topic_size(cfg, topic) - group_lag(cfg, group, topic) > 0, "offsets were committed"
         codes = procs.stop_all()
     assert all(code == 0 for code in codes.values()), codes

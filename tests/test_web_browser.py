@@ -144,15 +144,15 @@ def test_uploaded_frames_become_an_event_on_the_dashboard(page: Any, pipeline_co
             page.set_input_files("#upload-file", files=[{
                 "name": "first.jpg", "mimeType": "image/jpeg", "buffer": encode_jpeg(frames[0].image),
             }])
-            page.fill("#upload-camera", "cam-01")
+            page.fill("#upload-camera", "gate")
             page.click("#upload-form button")
             page.wait_for_function("() => document.getElementById('upload-result').dataset.status === '201'")
             for frame in frames[1:]:
-                status, body = http_upload(base, encode_jpeg(frame.image), "cam-01")
+                status, body = http_upload(base, encode_jpeg(frame.image), "gate")
                 assert status == 201, body
             # Seed 2 scripts one person walking through frames 10-31 of 40.
             event_id = _wait_for_event(page, "intrusion", timeout_s=90)
-            assert event_id.startswith("cam-01-intrusion-")
+            assert event_id.startswith("gate-intrusion-")
             page.wait_for_function("() => document.getElementById('count-images').textContent === '40'")
             page.wait_for_function(
                 "() => Array.from(document.querySelectorAll('li.event img.thumb'))"
@@ -160,6 +160,28 @@ def test_uploaded_frames_become_an_event_on_the_dashboard(page: Any, pipeline_co
                 timeout=30_000,
             )
             page.wait_for_selector(f'li.event[data-event-id="{event_id}"] .alert-line', timeout=30_000)
+
+            # Two synthetic cameras with every kind of happening join the uploads.
+            receiver = procs.run("receiver", "--cameras", "2", "--frames", "100", "--fps", "0",
+                                 "--size", "320x240", "--seed", "5")
+            assert receiver.process.returncode == 0, receiver.output()
+            several_types = (
+                "() => new Set(Array.from(document.querySelectorAll('li.event'))"
+                ".map(li => li.dataset.eventId.split('-').slice(-2, -1)[0])).size >= 3"
+            )
+            page.wait_for_function(several_types, timeout=90_000)
+            page.select_option("#filter-type", "intrusion")
+            page.wait_for_function(
+                "() => { const items = Array.from(document.querySelectorAll('li.event'));"
+                " return items.length > 0 && items.every(li => li.dataset.eventId.includes('-intrusion-')); }"
+            )
+            page.select_option("#filter-type", "")
+            page.wait_for_function(several_types)
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('li.event img.thumb'))"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=30_000,
+            )
             dashboard_png = screenshot(page, "dashboard.png")
 
             page.click(f'li.event[data-event-id="{event_id}"] a.event-link')
@@ -175,5 +197,5 @@ def test_uploaded_frames_become_an_event_on_the_dashboard(page: Any, pipeline_co
             log.close()
             procs.stop_all()
     for derived in ("gray", "thumb"):
-        assert len(list((cfg.images_dir / "cam-01").glob(f"*.{derived}.jpg"))) == 40
+        assert len(list((cfg.images_dir / "gate").glob(f"*.{derived}.jpg"))) == 40
 

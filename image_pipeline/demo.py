@@ -106,7 +106,7 @@ def print_summary(cfg: Config, elapsed: float, codes: dict[str, int]) -> None:
     print(f"Alerts written:             {counts['alerts']}")
     print(f"Dead letters:               {dead}")
     print(f"Throughput:                 {counts['images'] / elapsed:.1f} images/s "
-          f"({counts['images']} images in {elapsed:.1f} s, first announced to last analyzed and alerted)")
+          f"({counts['images']} images in {elapsed:.1f} s, receiver start to last image analyzed and alerted)")
     print(f"Client exit codes:          {codes}")
     print()
     print(report.format_table())

@@ -18,7 +18,7 @@ kafka: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check image_pipeline tests *.py
-	$(VENV)/bin/mypy image_pipeline *.py
+	$(VENV)/bin/mypy image_pipeline tests *.py
 	$(VENV)/bin/hadolint Dockerfile
 	$(PY) -m image_pipeline.compose_check docker-compose.yml
 

@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -138,7 +137,7 @@ def test_compose_check_reports_each_broken_part(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(compose_check.compose_command() is None, reason="no docker-compose CLI installed")
-def test_compose_check_reports_what_docker_compose_rejects(tmp_path: Path, capsys: Any) -> None:
+def test_compose_check_reports_what_docker_compose_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
     doc = yaml.safe_load(COMPOSE_FILE.read_text())
     doc["services"]["pipeline"]["stop_grace_period"] = {"not": "a duration"}

@@ -31,6 +31,7 @@ def run(script: list[Happening], frames: int, seed: int, backgrounds: list[np.nd
     synth, dets, records = [], [], {}
     for sf in synthesize_camera("cam-01", frames, seed, size, backgrounds, script=script):
         decoded = cv2.imdecode(np.frombuffer(encode_jpeg(sf.image, 90), np.uint8), cv2.IMREAD_COLOR)
+        assert decoded is not None, f"frame {sf.seq} did not decode"
         found = detector.process(decoded)
         synth.append(sf)
         dets.append(found)

@@ -78,7 +78,9 @@ def test_snapshots_do_not_change_when_the_episode_grows() -> None:
 
 
 def test_same_frames_give_byte_identical_records() -> None:
-    pattern = [[]] * 2 + [intr(0.6)] * 12 + [[]] * 6 + [[Detection("scene_change", 0.7)]] * 3 + [[]] * 4
+    pattern: list[list[Detection]] = (
+        [[]] * 2 + [intr(0.6)] * 12 + [[]] * 6 + [[Detection("scene_change", 0.7)]] * 3 + [[]] * 4
+    )
 
     def records() -> list[str]:
         tracker = EpisodeTracker("cam-01")

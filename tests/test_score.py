@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from image_pipeline.score import iou, main, score, score_dirs
 
 
 def truth_rows() -> list[dict[str, Any]]:
     rows = []
     for seq in range(40):
-        items = []
+        items: list[dict[str, Any]] = []
         if 5 <= seq <= 10:
             items.append({"type": "intrusion", "episode_id": "cam-01-ep01", "bbox": [100, 100, 20, 40]})
         if 20 <= seq <= 22:
@@ -64,7 +66,7 @@ def test_other_camera_or_type_does_not_match() -> None:
     assert rep.types["tamper"].found == 0 and rep.types["scene_change"].false_alarms == 1
 
 
-def test_score_dirs_reads_records_and_ignores_other_json(tmp_path: Path, capsys: Any) -> None:
+def test_score_dirs_reads_records_and_ignores_other_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images, events = tmp_path / "image_database", tmp_path / "image_event_database"
     images.mkdir()
     events.mkdir()

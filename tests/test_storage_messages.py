@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -101,10 +102,10 @@ def test_decode_accepts_a_real_jpeg_and_png() -> None:
         (lambda jpg: b"root:x:0:0:root:/root:/bin/bash\n", "unsupported"),
     ],
 )
-def test_decode_refuses_bad_bytes(make: object, kind: str) -> None:
+def test_decode_refuses_bad_bytes(make: Callable[[bytes], bytes], kind: str) -> None:
     jpg = encode_jpeg(np.full((48, 64, 3), 90, np.uint8))
     with pytest.raises(ImageError) as info:
-        decode(make(jpg), LIMITS)  # type: ignore[operator]
+        decode(make(jpg), LIMITS)
     assert info.value.kind == kind
 
 

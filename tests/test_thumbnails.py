@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,19 +24,20 @@ def test_derive_makes_gray_full_size_and_a_160px_thumbnail() -> None:
     derived = derive(image)
     gray = cv2.imdecode(np.frombuffer(derived.gray, np.uint8), cv2.IMREAD_UNCHANGED)
     thumb = cv2.imdecode(np.frombuffer(derived.thumb, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert gray is not None and thumb is not None
     assert gray.shape == (480, 640)
     assert thumb.shape == (120, THUMB_WIDTH, 3)
 
 
 def test_small_images_are_not_enlarged() -> None:
     thumb = derive(np.zeros((30, 40, 3), np.uint8)).thumb
-    assert cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (30, 40)
+    decoded = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None
+    assert decoded.shape[:2] == (30, 40)
 
 
-def test_derived_files_sit_next_to_the_original_and_are_not_history(tmp_path: object) -> None:
-    from pathlib import Path
-
-    root = Path(str(tmp_path))
+def test_derived_files_sit_next_to_the_original_and_are_not_history(tmp_path: Path) -> None:
+    root = tmp_path
     original = root / "cam-01" / "cam-01-00000005.png"
     gray, thumb = derived_paths(original)
     assert (gray.name, thumb.name) == ("cam-01-00000005.gray.jpg", "cam-01-00000005.thumb.jpg")
@@ -76,8 +78,12 @@ def test_consumer_derives_every_image_and_dead_letters_bad_ones(pipeline_config:
     assert stats.dead_lettered == 4
     for message in good:
         gray, thumb = derived_paths(cfg.images_dir / message.path)
-        assert cv2.imread(str(gray), cv2.IMREAD_UNCHANGED).shape == (240, 320)
-        assert cv2.imread(str(thumb)).shape == (120, THUMB_WIDTH, 3)
+        gray_image = cv2.imread(str(gray), cv2.IMREAD_UNCHANGED)
+        thumb_image = cv2.imread(str(thumb))
+        assert gray_image is not None, gray
+        assert thumb_image is not None, thumb
+        assert gray_image.shape == (240, 320)
+        assert thumb_image.shape == (120, THUMB_WIDTH, 3)
     letters = [DeadLetter.from_dict(v) for v in read_topic(cfg, cfg.topics.dead_letter.name, 4)]
     assert len(letters) == 4
     assert {letter.client for letter in letters} == {"image-thumbnails"}

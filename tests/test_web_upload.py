@@ -9,16 +9,19 @@ import zlib
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from image_pipeline.config import Config
 from image_pipeline.messages import ImageMessage, UploadError
 from image_pipeline.web import create_app
-from tests.web_support import image_bytes, read_topic
+from tests.web_support import image_bytes, json_body, read_topic
 
 pytestmark = pytest.mark.kafka
 
 
-def post_image(client: FlaskClient, data: bytes, filename: str = "photo.jpg", camera_id: str | None = None) -> object:
+def post_image(
+    client: FlaskClient, data: bytes, filename: str = "photo.jpg", camera_id: str | None = None
+) -> TestResponse:
     """POST one file as multipart field `image`."""
     form: dict[str, object] = {"image": (io.BytesIO(data), filename)}
     if camera_id is not None:
@@ -42,7 +45,7 @@ def test_jpeg_upload_is_stored_and_announced(client: FlaskClient, pipeline_confi
     data = image_bytes("jpg", 64, 48)
     response = post_image(client, data, camera_id="cam-07")
     assert response.status_code == 201, response.json
-    body = response.json
+    body = json_body(response)
     assert body["image_id"] == "cam-07-00000000"
     assert body["path"] == "cam-07/cam-07-00000000.jpg"
     assert (pipeline_config.images_dir / body["path"]).read_bytes() == data
@@ -57,10 +60,10 @@ def test_png_keeps_its_bytes_and_extension_and_seq_counts_up(client: FlaskClient
     first = post_image(client, data, filename="x.png")
     second = post_image(client, data, filename="x.png")
     assert first.status_code == second.status_code == 201
-    assert first.json["camera_id"] == "upload"
-    assert first.json["path"].endswith(".png")
-    assert second.json["seq"] == first.json["seq"] + 1
-    assert (pipeline_config.images_dir / second.json["path"]).read_bytes() == data
+    assert json_body(first)["camera_id"] == "upload"
+    assert json_body(first)["path"].endswith(".png")
+    assert json_body(second)["seq"] == json_body(first)["seq"] + 1
+    assert (pipeline_config.images_dir / json_body(second)["path"]).read_bytes() == data
 
 
 def test_seq_continues_after_images_already_stored(pipeline_config: Config) -> None:
@@ -73,13 +76,13 @@ def test_seq_continues_after_images_already_stored(pipeline_config: Config) -> N
         response = post_image(app.test_client(), image_bytes(), camera_id="cam-02")
     finally:
         app.extensions["image_pipeline"].close()
-    assert response.json["image_id"] == "cam-02-00000042"
+    assert json_body(response)["image_id"] == "cam-02-00000042"
 
 
 def test_file_name_never_decides_the_storage_path(client: FlaskClient, pipeline_config: Config) -> None:
     response = post_image(client, image_bytes("jpg"), filename="../../../etc/evil.png")
     assert response.status_code == 201
-    assert response.json["path"] == "upload/upload-00000000.jpg"
+    assert json_body(response)["path"] == "upload/upload-00000000.jpg"
     stored = [p for p in pipeline_config.data_dir.rglob("*") if p.is_file()]
     assert stored == [pipeline_config.images_dir / "upload" / "upload-00000000.jpg"]
 
@@ -100,7 +103,7 @@ def test_bad_image_gets_4xx_and_lands_on_error_topic(
 ) -> None:
     response = post_image(client, data, filename=filename)
     assert response.status_code == status, (name, response.json)
-    assert words in response.json["error"]
+    assert words in json_body(response)["error"]
     [record] = errors_on_topic(pipeline_config)
     assert (record.status, record.filename, record.size) == (status, filename, len(data))
     assert words in record.error
@@ -110,14 +113,14 @@ def test_bad_image_gets_4xx_and_lands_on_error_topic(
 def test_missing_field_is_400(client: FlaskClient, pipeline_config: Config) -> None:
     response = client.post("/upload", data={"camera_id": "cam-01"}, content_type="multipart/form-data")
     assert response.status_code == 400
-    assert "image" in response.json["error"]
+    assert "image" in json_body(response)["error"]
     assert errors_on_topic(pipeline_config)[0].status == 400
 
 
 def test_invalid_camera_id_is_400(client: FlaskClient, pipeline_config: Config) -> None:
     response = post_image(client, image_bytes(), camera_id="../../etc")
     assert response.status_code == 400
-    assert "camera_id" in response.json["error"]
+    assert "camera_id" in json_body(response)["error"]
     assert errors_on_topic(pipeline_config)[0].camera_id == "../../etc"
     assert not (pipeline_config.data_dir.parent / "etc").exists()
 
@@ -130,7 +133,7 @@ def test_body_over_the_cap_is_413_before_reading(pipeline_config: Config) -> Non
     finally:
         app.extensions["image_pipeline"].close()
     assert response.status_code == 413
-    assert "larger than the limit of 2000 bytes" in response.json["error"]
+    assert "larger than the limit of 2000 bytes" in json_body(response)["error"]
     [record] = errors_on_topic(cfg)
     assert record.status == 413 and record.size > 2_000
 
@@ -143,7 +146,7 @@ def test_image_over_the_image_byte_limit_is_413(pipeline_config: Config) -> None
     finally:
         app.extensions["image_pipeline"].close()
     assert response.status_code == 413
-    assert "the limit is 500" in response.json["error"]
+    assert "the limit is 500" in json_body(response)["error"]
     assert errors_on_topic(cfg)[0].status == 413
 
 
@@ -157,5 +160,5 @@ def test_kafka_down_is_503_and_nothing_stays_stored(pipeline_config: Config) -> 
     finally:
         app.extensions["image_pipeline"].close()
     assert response.status_code == 503
-    assert "Kafka" in response.json["error"]
+    assert "Kafka" in json_body(response)["error"]
     assert not any(p.is_file() for p in dead.images_dir.rglob("*"))

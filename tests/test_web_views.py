@@ -12,7 +12,7 @@ from image_pipeline.config import Config
 from image_pipeline.kafka_io import make_producer
 from image_pipeline.messages import DeadLetter
 from image_pipeline.web import create_app
-from tests.web_support import image_bytes, write_event_fixture
+from tests.web_support import image_bytes, json_body, write_event_fixture
 
 pytestmark = pytest.mark.kafka
 XSS = '<script>alert("x")</script>'
@@ -22,7 +22,7 @@ def test_empty_dashboard_renders_with_counters(client: FlaskClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert "No events yet." in page.text
-    state = client.get("/api/dashboard").json
+    state = json_body(client.get("/api/dashboard"))
     assert state["counters"]["images"] == 0
     assert state["counters"]["dead_letters"] == 0
     assert state["items"] == [] and state["kafka_error"] is None
@@ -33,15 +33,15 @@ def test_dashboard_lists_newest_first_and_filters(client: FlaskClient, pipeline_
     write_event_fixture(pipeline_config, "cam-01", "intrusion", 1, started_at=now - 30)
     write_event_fixture(pipeline_config, "cam-02", "tamper", 2, started_at=now - 10, with_alert=False)
     write_event_fixture(pipeline_config, "cam-01", "lighting_change", 3, started_at=now - 20)
-    items = client.get("/api/dashboard").json["items"]
+    items = json_body(client.get("/api/dashboard"))["items"]
     assert [i["event_id"] for i in items] == [
         "cam-02-tamper-000002", "cam-01-lighting_change-000003", "cam-01-intrusion-000001",
     ]
     assert items[2]["alert_id"] == "A-00000001" and items[0]["alert_id"] is None
     assert items[0]["thumbnail"] == "image_database/cam-02/cam-02-00000021.jpg"
-    by_camera = client.get("/api/dashboard?camera=cam-01").json["items"]
+    by_camera = json_body(client.get("/api/dashboard?camera=cam-01"))["items"]
     assert {i["camera_id"] for i in by_camera} == {"cam-01"} and len(by_camera) == 2
-    by_type = client.get("/api/dashboard?camera=cam-01&type=intrusion").json["items"]
+    by_type = json_body(client.get("/api/dashboard?camera=cam-01&type=intrusion"))["items"]
     assert [i["event_id"] for i in by_type] == ["cam-01-intrusion-000001"]
     html = client.get("/?type=tamper").text
     assert "cam-02-tamper-000002" in html and "cam-01-intrusion-000001" not in html
@@ -50,7 +50,7 @@ def test_dashboard_lists_newest_first_and_filters(client: FlaskClient, pipeline_
 def test_dashboard_prefers_the_thumbnail_when_it_exists(client: FlaskClient, pipeline_config: Config) -> None:
     write_event_fixture(pipeline_config, "cam-01", "intrusion", 1)
     (pipeline_config.images_dir / "cam-01" / "cam-01-00000011.thumb.jpg").write_bytes(image_bytes())
-    [item] = client.get("/api/dashboard").json["items"]
+    [item] = json_body(client.get("/api/dashboard"))["items"]
     assert item["thumbnail"] == "image_database/cam-01/cam-01-00000011.thumb.jpg"
     assert client.get("/data/" + item["thumbnail"]).status_code == 200
 
@@ -67,7 +67,7 @@ def test_counters_count_events_by_type_alerts_images_and_dead_letters(
     letter = DeadLetter("images", 0, 5, None, "eA==", "bad", "MessageError", "test")
     producer.send(pipeline_config.topics.dead_letter.name, value=letter.encode()).get(timeout=10)
     producer.close()
-    counters = client.get("/api/dashboard").json["counters"]
+    counters = json_body(client.get("/api/dashboard"))["counters"]
     assert counters["events"] == 3
     assert counters["events_by_type"] == {"intrusion": 2, "scene_change": 1}
     assert counters["alerts"] == 2
@@ -89,7 +89,7 @@ def test_event_viewer_shows_four_images_record_and_alert(client: FlaskClient, pi
         served = client.get(src)
         assert served.status_code == 200 and served.mimetype == "image/jpeg"
     assert "A-3f9c2b1e" in page.text and "Security desk" in page.text
-    data = client.get("/events/cam-01-intrusion-000007?format=json").json
+    data = json_body(client.get("/events/cam-01-intrusion-000007?format=json"))
     assert data["event"]["event_id"] == "cam-01-intrusion-000007" and data["alert"]["alert_id"] == "A-3f9c2b1e"
 
 
@@ -111,7 +111,7 @@ def test_unknown_event_is_a_clear_404_page(client: FlaskClient, path: str) -> No
     page = client.get(path)
     assert page.status_code == 404
     assert "Event not found" in page.text and "Traceback" not in page.text
-    assert client.get(path, headers={"Accept": "application/json"}).json["error"]
+    assert json_body(client.get(path, headers={"Accept": "application/json"}))["error"]
 
 
 def test_values_from_records_are_escaped(client: FlaskClient, pipeline_config: Config) -> None:
@@ -146,7 +146,7 @@ def test_record_paths_outside_the_data_folders_are_not_shown(client: FlaskClient
     assert page.status_code == 200
     assert "outside.jpg" not in page.text.split("<pre")[0]
     assert page.text.count("not available") == 2
-    [item] = client.get("/api/dashboard").json["items"]
+    [item] = json_body(client.get("/api/dashboard"))["items"]
     assert item["thumbnail"] is None
 
 
@@ -156,21 +156,21 @@ def test_messages_show_successes_and_failures_from_kafka(client: FlaskClient) ->
     bad = client.post("/upload", data={"image": (io.BytesIO(b"nope" * 10), "<b>x</b>.jpg")},
                       content_type="multipart/form-data")
     assert (ok.status_code, bad.status_code) == (201, 415)
-    data = client.get("/messages?format=json").json
-    assert [m["value"]["image_id"] for m in data["success"]] == [ok.json["image_id"]]
+    data = json_body(client.get("/messages?format=json"))
+    assert [m["value"]["image_id"] for m in data["success"]] == [json_body(ok)["image_id"]]
     assert [m["value"]["status"] for m in data["failure"]] == [415]
     assert data["failure"][0]["value"]["filename"] == "<b>x</b>.jpg"
     html = client.post("/messages")
     assert html.status_code == 200
-    assert ok.json["image_id"] in html.text and "415" in html.text
+    assert json_body(ok)["image_id"] in html.text and "415" in html.text
     assert "<b>x</b>" not in html.text and "&lt;b&gt;x&lt;/b&gt;" in html.text
-    assert client.get("/messages", headers={"Accept": "application/json"}).json["limit"] == 50
+    assert json_body(client.get("/messages", headers={"Accept": "application/json"}))["limit"] == 50
 
 
 def test_messages_limit_keeps_the_newest(client: FlaskClient) -> None:
     for _ in range(4):
         client.post("/upload", data={"image": (io.BytesIO(b""), "e.jpg")}, content_type="multipart/form-data")
-    data = client.get("/messages?format=json&limit=3").json
+    data = json_body(client.get("/messages?format=json&limit=3"))
     offsets = [m["offset"] for m in data["failure"]]
     assert offsets == [3, 2, 1]
 
@@ -188,6 +188,6 @@ def test_pages_answer_when_kafka_is_down(pipeline_config: Config) -> None:
     write_event_fixture(dead)
     app = create_app(dead, testing=True)
     client = app.test_client()
-    state = client.get("/api/dashboard").json
+    state = json_body(client.get("/api/dashboard"))
     assert state["kafka_error"] and state["counters"]["images"] is None and len(state["items"]) == 1
     assert client.get("/messages").status_code == 503

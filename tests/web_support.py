@@ -16,6 +16,7 @@ import numpy as np
 from flask import Flask
 from kafka.structs import TopicPartition
 from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
 
 from image_pipeline.config import Config
 from image_pipeline.kafka_io import make_consumer
@@ -93,6 +94,13 @@ def write_event_fixture(
         }
         atomic_write_json(cfg.alerts_dir / f"{event_id}.json", alert, fsync=False)
     return record
+
+
+def json_body(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a test-client response carries; fails the test if the body is not a JSON object."""
+    body = response.json
+    assert isinstance(body, dict), f"expected a JSON object, got {body!r} (status {response.status_code})"
+    return body
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -112,8 +112,9 @@ def _prepare(inst: Instance, fresh: bool) -> tuple[str, Path, int]:
     """Check java and ports, write config, format storage. Returns (java, libs, controller port)."""
     inst.home.mkdir(parents=True, exist_ok=True)
     java = check_java(inst.log_file)
-    if fresh and inst.data_dir.exists():
-        shutil.rmtree(inst.data_dir)
+    if fresh:
+        shutil.rmtree(inst.data_dir, ignore_errors=True)
+        # A controller port left by an earlier instance on this port may be taken by now.
         inst.controller_port_file.unlink(missing_ok=True)
     if port_in_use(inst.bind_host, inst.port):
         raise BrokerError(f"port {inst.port} is already in use by another program (log: {inst.log_file})")

@@ -10,6 +10,7 @@ import json
 import resource
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -248,6 +249,16 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_are_processed(
     assert "escapes" in from_images[bad["path outside"]].error
     assert "bomb" in from_images[bad["decompression bomb"]].error
     assert any(letter.source_topic == cfg.topics.events.name for letter in letters)
+    # The dlq tool shows them, one line each with the reason, and the original bytes.
+    shown = subprocess.run([sys.executable, "-m", "image_pipeline.dlq", "show", "--config",
+                            str(tmp_path / "run" / "config.yaml")], capture_output=True, text=True, timeout=60,
+                           check=True).stdout
+    assert shown.startswith(f"{len(letters)} dead letter(s) in topic {cfg.topics.dead_letter.name}")
+    assert "UnsafePathError: path escapes image_database/: '../../etc/passwd'" in shown
+    errors = [line.split()[4].rstrip(":") for line in shown.splitlines()[1:] if not line.startswith("    ")]
+    assert sorted(errors) == sorted(
+        ["MessageError"] * 4 + ["UnsafePathError", "BadInputError"] + ["ImageError"] * 4
+    ), shown
     # All good images analyzed, with exactly the undisturbed events.
     assert group_lag(cfg, cfg.groups.analyzer, cfg.topics.images.name) == 0
     assert_same_events(cfg, reference)

@@ -207,7 +207,7 @@ def format_storage(java: str, libs: Path, inst: Instance) -> None:
         return
     cmd = java_command(
         java, libs, inst,
-        ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(inst.properties_file)],
+        ["kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(inst.properties_file)],
     )
     with inst.log_file.open("a") as log:
         result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -215,6 +215,13 @@ def format_storage(java: str, libs: Path, inst: Instance) -> None:
         raise BrokerError(f"formatting KRaft storage failed (log: {inst.log_file})")
 
 
-def _cluster_id() -> str:
-    """A random base64url cluster id of 16 bytes, as kafka-storage random-uuid makes."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A random base64url cluster id of 16 bytes, as kafka-storage random-uuid makes.
+
+    Like Kafka's own generator it never starts with '-': the storage tool's argument parser would
+    take such an id for an option and refuse to format (one start in 64 failed that way).
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate

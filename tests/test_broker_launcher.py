@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from image_pipeline import broker
+from image_pipeline import broker, kafka_runtime
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +109,11 @@ def test_properties_describe_a_combined_kraft_node(tmp_path: Path) -> None:
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:12345,CONTROLLER://127.0.0.1:12346"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:12346"
     assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    # The storage tool parses "-t <id>"; an id starting with "-" made one format in 64 fail.
+    ids = [kafka_runtime.cluster_id() for _ in range(2000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
+    assert len(set(ids)) == len(ids)

@@ -170,10 +170,3 @@ def count_outputs(cfg: Config) -> dict[str, Any]:
         events[kind] = events.get(kind, 0) + 1
     alerts = sum(1 for _ in cfg.alerts_dir.glob("*.json"))
     return {"images": images, "events": dict(sorted(events.items())), "alerts": alerts}
-
-
-def terminate_tree(process: subprocess.Popen[bytes]) -> None:
-    """Kill a process that ignores SIGTERM."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()

@@ -5,7 +5,7 @@
 #
 # Kafka comes from the official apache/kafka image. That image is Alpine (musl), where the
 # opencv-python-headless wheels do not install, so only its /opt/kafka is copied into a
-# Debian (glibc) Python image. Kafka is started by image_pipeline.broker, the same launcher
+# Debian (glibc) Python image. Kafka is started by image_pipeline.kafka.broker, the same launcher
 # the test suite runs natively against an /opt/kafka-like layout (tests/test_container.py).
 
 FROM apache/kafka:4.1.1 AS kafka
@@ -62,10 +62,10 @@ EXPOSE 9092 5000
 
 # Ready means the broker answers a metadata request, not that the port is open.
 HEALTHCHECK --interval=15s --timeout=10s --start-period=90s --retries=5 \
-    CMD ["python", "-m", "image_pipeline.broker", "status", "--port", "9092"]
+    CMD ["python", "-m", "image_pipeline.kafka.broker", "status", "--port", "9092"]
 
 # Kafka runs in the foreground (the launcher exec()s java, which receives SIGTERM itself)
 # and logs to stdout. Clients in this container and on the host use localhost:9092; other
 # containers of docker-compose.yml use the second listener, pipeline:19092.
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "image_pipeline.broker", "start", "--foreground", "--bind", "0.0.0.0", "--advertised-host", "localhost", "--internal-listener", "pipeline:19092", "--port", "9092"]
+CMD ["python", "-m", "image_pipeline.kafka.broker", "start", "--foreground", "--bind", "0.0.0.0", "--advertised-host", "localhost", "--internal-listener", "pipeline:19092", "--port", "9092"]

@@ -14,27 +14,27 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 kafka: $(STAMP)
-	@$(PY) -m image_pipeline.broker fetch
+	@$(PY) -m image_pipeline.kafka.broker fetch
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check image_pipeline tests *.py
-	$(VENV)/bin/mypy image_pipeline tests *.py
+	$(VENV)/bin/ruff check image_pipeline devtools tests *.py
+	$(VENV)/bin/mypy image_pipeline devtools tests *.py
 	$(VENV)/bin/hadolint Dockerfile
-	$(PY) -m image_pipeline.compose_check docker-compose.yml
+	$(PY) -m devtools.compose_check docker-compose.yml
 
 # Starts its own broker on a free port, runs the suite, stops the broker even on failure.
 test: kafka lint
-	@port=$$($(PY) -m image_pipeline.broker free-port); \
-	$(PY) -m image_pipeline.broker start --fresh --port $$port || exit 1; \
-	trap '$(PY) -m image_pipeline.broker stop --purge --port '$$port EXIT; \
+	@port=$$($(PY) -m image_pipeline.kafka.broker free-port); \
+	$(PY) -m image_pipeline.kafka.broker start --fresh --port $$port || exit 1; \
+	trap '$(PY) -m image_pipeline.kafka.broker stop --purge --port '$$port EXIT; \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port PIPELINE_TEST_BROKER_PORT=$$port \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: kafka
-	$(PY) -m image_pipeline.demo
+	$(PY) -m devtools.demo
 
 bench: kafka
-	$(PY) -m image_pipeline.bench --json bench-results/bench.json
+	$(PY) -m devtools.bench --json bench-results/bench.json
 
 clean-data:
 	./clean_image_dirs.sh

@@ -3,7 +3,7 @@
 
 import sys
 
-from image_pipeline.alerting import main
+from image_pipeline.stages.alerting import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from image_pipeline.receiving import main
+from image_pipeline.stages.receiving import main
 
 if __name__ == "__main__":
     sys.exit(main())

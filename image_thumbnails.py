@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from image_pipeline.thumbnails import main
+from image_pipeline.stages.thumbnails import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,7 +113,7 @@ def _run_body(prog: str, body: Callable[[], int]) -> int:
         return 2
     except (KafkaTimeoutError, KafkaConnectionError) as exc:
         print(f"{prog}: error: no Kafka broker answered ({exc}); is it running? "
-              "(python -m image_pipeline.broker start)", file=sys.stderr)
+              "(python -m image_pipeline.kafka.broker start)", file=sys.stderr)
         return 1
     except FatalError as exc:
         print(f"{prog}: fatal: {exc}; nothing was committed past the last durable output", file=sys.stderr)

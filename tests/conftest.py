@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from image_pipeline import broker
+from devtools.runner import isolated_config
 from image_pipeline.config import Config, TopicConfig, load_config
-from image_pipeline.kafka_io import ensure_topics
-from image_pipeline.runner import isolated_config
+from image_pipeline.kafka import broker
+from image_pipeline.kafka.clients import ensure_topics
 from image_pipeline.web import create_app
 
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from devtools.runner import PipelineProcesses
 from image_pipeline.config import Config
-from image_pipeline.kafka_reading import read_recent
-from image_pipeline.runner import PipelineProcesses
+from image_pipeline.kafka.reading import read_recent
 
 TIME_KEYS = {"started_at", "ended_at", "captured_at", "alerted_at", "analyzed_at"}
 

@@ -23,7 +23,7 @@ def smoke_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     """The JSON report and the printed table of one smoke run."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "image_pipeline.bench", "--smoke", "--bootstrap-servers", kafka_bootstrap,
+        [sys.executable, "-m", "devtools.bench", "--smoke", "--bootstrap-servers", kafka_bootstrap,
          "--json", str(out)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -77,7 +77,7 @@ def test_smoke_table_prints_every_figure(smoke_report: tuple[dict[str, Any], str
 
 
 def test_bench_cli_refuses_unknown_options() -> None:
-    proc = subprocess.run([sys.executable, "-m", "image_pipeline.bench", "--no-such-option"],
+    proc = subprocess.run([sys.executable, "-m", "devtools.bench", "--no-such-option"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--no-such-option" in proc.stderr

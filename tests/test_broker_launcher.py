@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from image_pipeline import broker, kafka_runtime
+from image_pipeline.kafka import broker
+from image_pipeline.kafka import runtime as kafka_runtime
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -18,9 +19,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 def run_launcher(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run python -m image_pipeline.broker as a user would."""
+    """Run python -m image_pipeline.kafka.broker as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "image_pipeline.broker", *args],
+        [sys.executable, "-m", "image_pipeline.kafka.broker", *args],
         cwd=PROJECT, env=env or dict(os.environ), capture_output=True, text=True, timeout=timeout, check=False,
     )
 

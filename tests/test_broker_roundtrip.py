@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 
 from image_pipeline.config import TopicConfig, load_config
-from image_pipeline.kafka_io import ensure_topics, make_admin, make_consumer, make_producer
+from image_pipeline.kafka.clients import ensure_topics, make_admin, make_consumer, make_producer
 
 
 def test_produce_then_consume_round_trip(kafka_bootstrap: str, topic_factory: Callable[..., str]) -> None:

@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from image_pipeline import broker, compose_check
+from devtools import compose_check
+from devtools.runner import write_config
 from image_pipeline.config import PROJECT_ROOT
-from image_pipeline.kafka_reading import group_lag, topic_size
-from image_pipeline.runner import write_config
+from image_pipeline.kafka import broker
+from image_pipeline.kafka.reading import group_lag, topic_size
 from tests.conftest import make_pipeline_config
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -159,7 +160,7 @@ def test_compose_check_names_a_missing_pipeline_service(tmp_path: Path) -> None:
 
 def test_image_command_and_compose_file_agree() -> None:
     cmd = compose_check.dockerfile_cmd(DOCKERFILE)
-    assert cmd[:5] == ["python", "-m", "image_pipeline.broker", "start", "--foreground"]
+    assert cmd[:5] == ["python", "-m", "image_pipeline.kafka.broker", "start", "--foreground"]
     assert int(option(cmd, "--port")) == IMAGE_PORT
     # Host clients arrive through the published port on the container's interface, not loopback.
     assert option(cmd, "--bind") == "0.0.0.0"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import PROJECT_ROOT
-from image_pipeline.detection import CameraDetector, Detection
-from image_pipeline.episodes import EpisodeTracker
-from image_pipeline.imaging import encode_jpeg
-from image_pipeline.score import iou
-from image_pipeline.synthesis import Happening, SynthFrame, load_backgrounds, single_happening, synthesize_camera
+from image_pipeline.sim.score import iou
+from image_pipeline.sim.synthesis import Happening, SynthFrame, load_backgrounds, single_happening, synthesize_camera
+from image_pipeline.vision.detection import CameraDetector, Detection
+from image_pipeline.vision.episodes import EpisodeTracker
+from image_pipeline.vision.imaging import encode_jpeg
 
 SIZE = (320, 240)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from image_pipeline.detection import Detection
-from image_pipeline.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
+from image_pipeline.vision.detection import Detection
+from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
 
 BOX = ((10, 20, 30, 40),)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import PROJECT_ROOT
-from image_pipeline.evaluate import HOLDOUT_SEEDS, TUNING_SEEDS, evaluate_scenario
-from image_pipeline.score import combine
-from image_pipeline.synthesis import load_backgrounds
+from image_pipeline.sim.evaluate import HOLDOUT_SEEDS, TUNING_SEEDS, evaluate_scenario
+from image_pipeline.sim.score import combine
+from image_pipeline.sim.synthesis import load_backgrounds
 
 TEST_SEEDS = (7001, 7002, 7003)  # neither tuning nor the suite's hold-out seeds
 

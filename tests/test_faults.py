@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from image_pipeline import broker
+from devtools.runner import PipelineProcesses
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import make_producer
-from image_pipeline.kafka_reading import group_lag, read_recent, topic_size
+from image_pipeline.kafka import broker
+from image_pipeline.kafka.clients import make_producer
+from image_pipeline.kafka.reading import group_lag, read_recent, topic_size
 from image_pipeline.messages import DeadLetter
-from image_pipeline.runner import PipelineProcesses
 from image_pipeline.storage import leftover_temp_files
 from tests.conftest import make_pipeline_config
 from tests.pipeline_support import (
@@ -195,8 +195,8 @@ def bad_messages(cfg: Config) -> dict[str, bytes]:
     import cv2
     import numpy as np
 
-    from image_pipeline.imaging import encode_jpeg
     from image_pipeline.messages import ImageMessage
+    from image_pipeline.vision.imaging import encode_jpeg
 
     jpeg = encode_jpeg(np.full((240, 320, 3), 100, np.uint8))
     write_image_file(cfg, "bad/bad-00000001.jpg", jpeg[: len(jpeg) // 2])
@@ -250,7 +250,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_are_processed(
     assert "bomb" in from_images[bad["decompression bomb"]].error
     assert any(letter.source_topic == cfg.topics.events.name for letter in letters)
     # The dlq tool shows them, one line each with the reason, and the original bytes.
-    shown = subprocess.run([sys.executable, "-m", "image_pipeline.dlq", "show", "--config",
+    shown = subprocess.run([sys.executable, "-m", "image_pipeline.kafka.dlq", "show", "--config",
                             str(tmp_path / "run" / "config.yaml")], capture_output=True, text=True, timeout=60,
                            check=True).stdout
     assert shown.startswith(f"{len(letters)} dead letter(s) in topic {cfg.topics.dead_letter.name}")

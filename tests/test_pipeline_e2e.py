@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.runner import count_outputs
 from image_pipeline.config import Config
-from image_pipeline.runner import count_outputs
-from image_pipeline.score import score_dirs
+from image_pipeline.sim.score import score_dirs
 from image_pipeline.storage import leftover_temp_files
 from tests.pipeline_support import alert_ids, alertable, event_records, run_reference, topic_values
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from image_pipeline.score import iou, main, score, score_dirs
+from image_pipeline.sim.score import iou, main, score, score_dirs
 
 
 def truth_rows() -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import LimitsConfig
-from image_pipeline.imaging import ImageError, decode, encode_jpeg, inspect
 from image_pipeline.messages import EventMessage, ImageMessage, MessageError
 from image_pipeline.storage import UnsafePathError, atomic_write_json, check_id, leftover_temp_files, safe_join
+from image_pipeline.vision.imaging import ImageError, decode, encode_jpeg, inspect
 
 LIMITS = LimitsConfig()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import EVENT_TYPES, PROJECT_ROOT
-from image_pipeline.synthesis import (
+from image_pipeline.sim.synthesis import (
     GAP,
     camera_ids,
     load_backgrounds,

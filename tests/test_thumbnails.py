@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import Config
-from image_pipeline.imagedb import ImageAnnouncer, camera_history
-from image_pipeline.kafka_io import LoopOptions, make_consumer, make_producer
+from image_pipeline.kafka.clients import LoopOptions, make_consumer, make_producer
 from image_pipeline.messages import DeadLetter, ImageMessage
-from image_pipeline.thumbnails import THUMB_WIDTH, derive, derived_paths, run
+from image_pipeline.records.imagedb import ImageAnnouncer, camera_history
+from image_pipeline.stages.thumbnails import THUMB_WIDTH, derive, derived_paths, run
 from tests.web_support import image_bytes, read_topic
 
 

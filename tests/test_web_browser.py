@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from devtools.runner import PipelineProcesses
 from image_pipeline.config import PROJECT_ROOT, Config
-from image_pipeline.runner import PipelineProcesses
 from image_pipeline.web import create_app
 from tests.web_support import ServedApp, http_upload, wait_http, write_event_fixture
 
@@ -118,9 +118,9 @@ def _wait_for_event(page: Any, event_type: str, timeout_s: float) -> str:
 
 @pytest.mark.slow
 def test_uploaded_frames_become_an_event_on_the_dashboard(page: Any, pipeline_config: Config, tmp_path: Path) -> None:
-    from image_pipeline.broker import free_port
-    from image_pipeline.imaging import encode_jpeg
-    from image_pipeline.synthesis import load_backgrounds, synthesize_camera
+    from image_pipeline.kafka.broker import free_port
+    from image_pipeline.sim.synthesis import load_backgrounds, synthesize_camera
+    from image_pipeline.vision.imaging import encode_jpeg
 
     cfg = pipeline_config
     port = free_port()

@@ -151,7 +151,7 @@ def test_image_over_the_image_byte_limit_is_413(pipeline_config: Config) -> None
 
 
 def test_kafka_down_is_503_and_nothing_stays_stored(pipeline_config: Config) -> None:
-    from image_pipeline.broker import free_port
+    from image_pipeline.kafka.broker import free_port
 
     dead = pipeline_config.with_overrides(bootstrap_servers=f"127.0.0.1:{free_port()}")
     app = create_app(dead, testing=True)

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import make_producer
+from image_pipeline.kafka.clients import make_producer
 from image_pipeline.messages import DeadLetter
 from image_pipeline.web import create_app
 from tests.web_support import image_bytes, json_body, write_event_fixture
@@ -182,7 +182,7 @@ def test_healthz_and_unknown_route(client: FlaskClient) -> None:
 
 
 def test_pages_answer_when_kafka_is_down(pipeline_config: Config) -> None:
-    from image_pipeline.broker import free_port
+    from image_pipeline.kafka.broker import free_port
 
     dead = pipeline_config.with_overrides(bootstrap_servers=f"127.0.0.1:{free_port()}")
     write_event_fixture(dead)

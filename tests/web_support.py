@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import make_consumer
+from image_pipeline.kafka.clients import make_consumer
 from image_pipeline.messages import parse_json
 from image_pipeline.storage import atomic_write_bytes, atomic_write_json
 

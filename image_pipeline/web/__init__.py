@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response
 
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import make_producer
+from image_pipeline.kafka.clients import make_producer
 from image_pipeline.storage import UnsafePathError
 from image_pipeline.web.data import SERVABLE_SUFFIXES, RecordStore, resolve_data_path
 

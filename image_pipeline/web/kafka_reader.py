@@ -8,9 +8,9 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from image_pipeline import kafka_reading
 from image_pipeline.config import Config
-from image_pipeline.kafka_reading import read_tail
+from image_pipeline.kafka import reading as kafka_reading
+from image_pipeline.kafka.reading import read_tail
 from image_pipeline.messages import MessageError, parse_json
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 from kafka.errors import KafkaError
 
 from image_pipeline.cli import base_parser, ensure_data_dirs, load_from_args, run_main, setup_logging
-from image_pipeline.kafka_io import ensure_topics
+from image_pipeline.kafka.clients import ensure_topics
 from image_pipeline.web import create_app
 
 logger = logging.getLogger(__name__)

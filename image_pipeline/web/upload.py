@@ -22,10 +22,10 @@ from flask.blueprints import BlueprintSetupState
 from kafka.errors import KafkaError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from image_pipeline.imagedb import ImageAnnouncer, camera_history
-from image_pipeline.imaging import ImageError, decode, sniff_format
 from image_pipeline.messages import ImageMessage, UploadError
+from image_pipeline.records.imagedb import ImageAnnouncer, camera_history
 from image_pipeline.storage import UnsafePathError, check_id, safe_join
+from image_pipeline.vision.imaging import ImageError, decode, sniff_format
 from image_pipeline.web import UPLOAD_DELIVERY_TIMEOUT_MS, WebServices, services
 
 logger = logging.getLogger(__name__)

@@ -15,20 +15,20 @@ from kafka.structs import TopicPartition
 
 from image_pipeline import cli
 from image_pipeline.config import Config
-from image_pipeline.detection import CameraDetector
-from image_pipeline.episodes import EpisodeTracker, EpisodeUpdate
 from image_pipeline.errors import BadInputError, FatalError
-from image_pipeline.event_records import EventWriter
-from image_pipeline.imagedb import camera_history, stored_capture_time
-from image_pipeline.imaging import decode
-from image_pipeline.kafka_io import (
+from image_pipeline.kafka.clients import (
     LoopOptions,
     LoopStats,
     ensure_topics,
     run_consumer_stage,
 )
 from image_pipeline.messages import EventMessage, ImageMessage
+from image_pipeline.records.events import EventWriter
+from image_pipeline.records.imagedb import camera_history, stored_capture_time
 from image_pipeline.storage import safe_join
+from image_pipeline.vision.detection import CameraDetector
+from image_pipeline.vision.episodes import EpisodeTracker, EpisodeUpdate
+from image_pipeline.vision.imaging import decode
 
 logger = logging.getLogger(__name__)
 

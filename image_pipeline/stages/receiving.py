@@ -21,11 +21,11 @@ from kafka.errors import KafkaError
 from image_pipeline import cli
 from image_pipeline.config import Config, ConfigError, parse_size
 from image_pipeline.errors import FatalError
-from image_pipeline.imagedb import ImageAnnouncer
-from image_pipeline.imaging import ImageError, decode, encode_jpeg, inspect
-from image_pipeline.kafka_io import close_producer, ensure_topics, make_producer
+from image_pipeline.kafka.clients import close_producer, ensure_topics, make_producer
 from image_pipeline.messages import UploadError
-from image_pipeline.synthesis import camera_ids, load_backgrounds, synthesize_camera
+from image_pipeline.records.imagedb import ImageAnnouncer
+from image_pipeline.sim.synthesis import camera_ids, load_backgrounds, synthesize_camera
+from image_pipeline.vision.imaging import ImageError, decode, encode_jpeg, inspect
 
 logger = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth.jsonl"

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image_pipeline import broker, cli
-from image_pipeline.bench_ceiling import STAGES, Ceiling, measure_ceiling
-from image_pipeline.bench_runs import RunResult, backlog_run, pipeline_run, summary
+from devtools.bench_ceiling import STAGES, Ceiling, measure_ceiling
+from devtools.bench_runs import RunResult, backlog_run, pipeline_run, summary
+from image_pipeline import cli
 from image_pipeline.config import Config
-from image_pipeline.synthesis import load_backgrounds
+from image_pipeline.kafka import broker
+from image_pipeline.sim.synthesis import load_backgrounds
 
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 250.0
@@ -240,7 +241,7 @@ def _ok(flag: bool) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The benchmark's options."""
-    parser = cli.base_parser("python -m image_pipeline.bench", "Benchmark the pipeline against a real broker.")
+    parser = cli.base_parser("python -m devtools.bench", "Benchmark the pipeline against a real broker.")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON here")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that it works, not how fast")
     parser.add_argument("--seed", type=int, default=7)
@@ -249,7 +250,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of python -m image_pipeline.bench (make bench)."""
+    """Entry point of python -m devtools.bench (make bench)."""
     args = parse_args(argv)
     cli.setup_logging("WARNING")
     return cli.run_main("bench", lambda: _main(args))

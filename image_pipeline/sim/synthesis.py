@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from image_pipeline.config import EVENT_TYPES
-from image_pipeline.figures import Walker, contrasting, draw_walker, walker_geometry
+from image_pipeline.sim.walkers import Walker, contrasting, draw_walker, walker_geometry
 
 BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png")
 WORLD_MARGIN = 1.4  # the background is a wider "world" so a knocked camera sees new content, not borders
@@ -96,7 +96,7 @@ def load_backgrounds(folder: Path) -> list[np.ndarray]:
     images = [img for img in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths) if img is not None]
     if not images:
         raise FileNotFoundError(
-            f"no readable background images (.jpg/.png) in {folder}; run `python -m image_pipeline.backgrounds`"
+            f"no readable background images (.jpg/.png) in {folder}; run `python -m image_pipeline.sim.backgrounds`"
         )
     return images
 

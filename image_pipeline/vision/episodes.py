@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from image_pipeline.config import EVENT_TYPES
-from image_pipeline.detection import Box, Detection
+from image_pipeline.vision.detection import Box, Detection
 
 
 @dataclass

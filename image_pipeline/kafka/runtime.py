@@ -15,7 +15,7 @@ from image_pipeline.config import PROJECT_ROOT
 
 KAFKA_VERSION = "4.1.1"
 MIN_JAVA = 17
-POM = Path(__file__).resolve().parent / "resources" / "kafka-pom.xml"
+POM = Path(__file__).resolve().parent.parent / "resources" / "kafka-pom.xml"
 
 
 class BrokerError(RuntimeError):
@@ -169,7 +169,7 @@ def write_properties(inst: Instance, controller_port: int) -> None:
     }
     inst.home.mkdir(parents=True, exist_ok=True)
     body = "".join(f"{k}={v}\n" for k, v in props.items())
-    inst.properties_file.write_text("# Written by image_pipeline.broker\n" + body)
+    inst.properties_file.write_text("# Written by image_pipeline.kafka.broker\n" + body)
 
 
 LOG4J2 = """\

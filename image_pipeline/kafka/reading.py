@@ -9,7 +9,7 @@ from typing import Any
 from kafka.structs import TopicPartition
 
 from image_pipeline.config import Config
-from image_pipeline.kafka_io import make_consumer
+from image_pipeline.kafka.clients import make_consumer
 
 logger = logging.getLogger(__name__)
 

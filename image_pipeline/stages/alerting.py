@@ -14,14 +14,14 @@ from kafka import KafkaProducer
 
 from image_pipeline import cli
 from image_pipeline.config import Config, Subscription
-from image_pipeline.imagedb import stored_relpath
-from image_pipeline.kafka_io import (
+from image_pipeline.kafka.clients import (
     LoopOptions,
     LoopStats,
     ensure_topics,
     run_consumer_stage,
 )
 from image_pipeline.messages import AlertMessage, EventMessage
+from image_pipeline.records.imagedb import stored_relpath
 from image_pipeline.storage import atomic_write_json, atomic_write_text, check_id, safe_join
 
 logger = logging.getLogger(__name__)

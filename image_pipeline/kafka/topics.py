@@ -1,4 +1,4 @@
-"""Create the pipeline's topics from config.yaml: python -m image_pipeline.topics."""
+"""Create the pipeline's topics from config.yaml: python -m image_pipeline.kafka.topics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from image_pipeline import cli
-from image_pipeline.kafka_io import ensure_topics
+from image_pipeline.kafka.clients import ensure_topics
 
 
 def main(argv: list[str] | None = None) -> int:
     """Create missing topics; running it again does nothing."""
-    parser = cli.base_parser("python -m image_pipeline.topics", "Create the configured topics if missing.")
+    parser = cli.base_parser("python -m image_pipeline.kafka.topics", "Create the configured topics if missing.")
     args = parser.parse_args(argv)
     cli.setup_logging(args.log_level)
     return cli.run_main("topics", lambda: _run(args))

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 
 from image_pipeline.config import Config
-from image_pipeline.episodes import Episode
-from image_pipeline.imagedb import stored_relpath
-from image_pipeline.imaging import encode_jpeg
+from image_pipeline.records.imagedb import stored_relpath
 from image_pipeline.storage import atomic_write_bytes, atomic_write_json, atomic_write_text, check_id, safe_join
+from image_pipeline.vision.episodes import Episode
+from image_pipeline.vision.imaging import encode_jpeg
 
 
 def event_paths(cfg: Config, episode: Episode) -> dict[str, str | None]:

@@ -26,10 +26,10 @@ from image_pipeline.cli import (
 )
 from image_pipeline.config import Config
 from image_pipeline.errors import BadInputError, FatalError
-from image_pipeline.imaging import decode, encode_jpeg
-from image_pipeline.kafka_io import LoopOptions, LoopStats, run_consumer_stage
+from image_pipeline.kafka.clients import LoopOptions, LoopStats, run_consumer_stage
 from image_pipeline.messages import ImageMessage
 from image_pipeline.storage import atomic_write_bytes, safe_join
+from image_pipeline.vision.imaging import decode, encode_jpeg
 
 logger = logging.getLogger(__name__)
 

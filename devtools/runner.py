@@ -16,8 +16,8 @@ from typing import IO, Any
 import yaml
 
 from image_pipeline.config import PROJECT_ROOT, Config, TopicConfig, TopicsConfig
-from image_pipeline.kafka_io import ensure_topics
-from image_pipeline.kafka_reading import group_lag
+from image_pipeline.kafka.clients import ensure_topics
+from image_pipeline.kafka.reading import group_lag
 
 SCRIPTS = {
     "receiver": "image_receiving.py",

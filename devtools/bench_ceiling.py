@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from image_pipeline.config import LimitsConfig
-from image_pipeline.detection import CameraDetector
-from image_pipeline.episodes import EpisodeTracker
-from image_pipeline.imaging import decode, encode_jpeg
-from image_pipeline.synthesis import camera_ids, synthesize_camera
+from image_pipeline.sim.synthesis import camera_ids, synthesize_camera
+from image_pipeline.vision.detection import CameraDetector
+from image_pipeline.vision.episodes import EpisodeTracker
+from image_pipeline.vision.imaging import decode, encode_jpeg
 
 STAGES = ("synthesize", "encode", "decode", "analyze")
 

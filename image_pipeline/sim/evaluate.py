@@ -1,7 +1,7 @@
 """Offline evaluation: synthesize scenarios, JPEG round-trip, detect, group into episodes and score.
 
 No Kafka and no disk: the same pure pieces the pipeline stages wrap, run in memory.
-`python -m image_pipeline.evaluate` runs a suite over seeds, sizes, noise levels and every background,
+`python -m image_pipeline.sim.evaluate` runs a suite over seeds, sizes, noise levels and every background,
 and prints per-type precision/recall for the tuning seeds and for hold-out seeds.
 """
 
@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 
 from image_pipeline.config import PROJECT_ROOT
-from image_pipeline.detection import CameraDetector, DetectorParams
-from image_pipeline.episodes import EpisodeParams, EpisodeTracker
-from image_pipeline.imagedb import image_id_for
-from image_pipeline.imaging import encode_jpeg
-from image_pipeline.score import ScoreReport, combine, score
-from image_pipeline.synthesis import camera_ids, load_backgrounds, synthesize_camera
+from image_pipeline.records.imagedb import image_id_for
+from image_pipeline.sim.score import ScoreReport, combine, score
+from image_pipeline.sim.synthesis import camera_ids, load_backgrounds, synthesize_camera
+from image_pipeline.vision.detection import CameraDetector, DetectorParams
+from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker
+from image_pipeline.vision.imaging import encode_jpeg
 
 logger = logging.getLogger(__name__)
 TUNING_SEEDS = (1, 2, 3, 4, 5, 6, 9101, 9102, 9103, 9104, 9105, 9106)  # seeds looked at while tuning

@@ -20,11 +20,11 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from devtools.runner import Client, PipelineProcesses, isolated_config
 from image_pipeline.config import Config, TopicConfig
-from image_pipeline.kafka_io import ensure_topics, make_producer
-from image_pipeline.kafka_reading import read_recent
-from image_pipeline.runner import Client, PipelineProcesses, isolated_config
-from image_pipeline.score import score_dirs
+from image_pipeline.kafka.clients import ensure_topics, make_producer
+from image_pipeline.kafka.reading import read_recent
+from image_pipeline.sim.score import score_dirs
 
 _RSS = re.compile(r"peak_rss_mb=([0-9.]+)")
 _ANALYZED = re.compile(r"analyzed (\d+) images;.*first_at=([0-9.]+) last_at=([0-9.]+)")

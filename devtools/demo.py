@@ -10,12 +10,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from image_pipeline import broker, cli
+from devtools.runner import PipelineProcesses, count_outputs
+from image_pipeline import cli
 from image_pipeline.config import Config, TopicConfig, TopicsConfig
-from image_pipeline.kafka_io import ensure_topics
-from image_pipeline.kafka_reading import topic_size
-from image_pipeline.runner import PipelineProcesses, count_outputs
-from image_pipeline.score import score_dirs
+from image_pipeline.kafka import broker
+from image_pipeline.kafka.clients import ensure_topics
+from image_pipeline.kafka.reading import topic_size
+from image_pipeline.sim.score import score_dirs
 
 
 def _log(text: str) -> None:
@@ -115,7 +116,7 @@ def print_summary(cfg: Config, elapsed: float, codes: dict[str, int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of python -m image_pipeline.demo (make demo)."""
+    """Entry point of python -m devtools.demo (make demo)."""
     parser = cli.base_parser("make demo", "Run the whole pipeline once and print a summary.")
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--frames", type=int, default=150)

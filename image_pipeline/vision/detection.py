@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from image_pipeline.detection_blocks import BlockStats, block_ncc, robust_noise
+from image_pipeline.vision.blocks import BlockStats, block_ncc, robust_noise
 
 Box = tuple[int, int, int, int]
 

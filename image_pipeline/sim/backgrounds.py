@@ -2,7 +2,7 @@
 
 We cannot ship downloaded photos, so these scenes are drawn with OpenCV: perspective geometry,
 gradients, value-noise texture, a soft lens blur and grain. Texture matters because the blur-tamper
-and scene-change detectors rely on edges. `python -m image_pipeline.backgrounds [--out DIR]`
+and scene-change detectors rely on edges. `python -m image_pipeline.sim.backgrounds [--out DIR]`
 rewrites the files in image_original/.
 """
 

@@ -1,6 +1,6 @@
 """Check docker-compose.yml: docker-compose's own validation plus the parts the pipeline relies on.
 
-Usage: python -m image_pipeline.compose_check [docker-compose.yml]
+Usage: python -m devtools.compose_check [docker-compose.yml]
 
 Prints one line per problem and exits 1 if there is any. `docker-compose config -q` (or
 `docker compose config -q`) runs when installed; the structural checks always run, because
@@ -303,8 +303,8 @@ def check_file(path: Path, run_cli: bool = True) -> tuple[list[str], str | None]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of python -m image_pipeline.compose_check."""
-    parser = argparse.ArgumentParser(prog="python -m image_pipeline.compose_check", description=__doc__.splitlines()[0])
+    """Entry point of python -m devtools.compose_check."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.compose_check", description=__doc__.splitlines()[0])
     parser.add_argument(
         "file", nargs="?", default="docker-compose.yml", help="compose file (default docker-compose.yml)"
     )

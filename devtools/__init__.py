@@ -1,0 +1,1 @@
+"""Development tooling (benchmark, demo, process runner, compose check); not shipped in the image."""

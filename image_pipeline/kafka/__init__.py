@@ -1,0 +1,1 @@
+"""Everything that talks to Kafka: client factories, the stage runner, reading topics, dead letters, the broker."""

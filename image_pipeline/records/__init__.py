@@ -1,0 +1,1 @@
+"""The file databases: stored images and event records, their names and layout."""

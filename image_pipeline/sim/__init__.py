@@ -1,0 +1,1 @@
+"""Synthetic scenes with ground truth, and scoring detections against ground truth."""

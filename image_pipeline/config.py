@@ -11,9 +11,10 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
-EVENT_TYPES = ("intrusion", "tamper", "scene_change", "lighting_change")
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,8 @@ class ReceiverConfig:
 class AnalysisConfig:
     warmup_frames: int = 400
     update_every: int = 10
+    detector: str = "blocks"
+    idle_close_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,12 @@ def _validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value}")
+    if cfg.analysis.detector not in DETECTOR_NAMES:
+        raise ConfigError(
+            f"analysis.detector: unknown detector {cfg.analysis.detector!r} (known: {', '.join(DETECTOR_NAMES)})"
+        )
+    if not cfg.analysis.idle_close_s > 0:
+        raise ConfigError("analysis.idle_close_s: must be more than 0 seconds")
     if cfg.receiver.fps < 0:
         raise ConfigError("receiver.fps: must be 0 (as fast as possible) or more")
     if not 1 <= cfg.receiver.jpeg_quality <= 100:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.config import EVENT_TYPES, ConfigError, load_config
+from image_pipeline.config import ConfigError, load_config
+from image_pipeline.model import EVENT_TYPES, Box
 
 logger = logging.getLogger(__name__)
 IOU_MIN = 0.3
-Box = tuple[int, int, int, int]
 
 
 def iou(a: Box, b: Box) -> float:

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from image_pipeline.config import EVENT_TYPES
+from image_pipeline.model import EVENT_TYPES
 from image_pipeline.sim.walkers import Walker, contrasting, draw_walker, walker_geometry
 
 BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png")

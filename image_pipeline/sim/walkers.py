@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from image_pipeline.model import Box
+
 Colour = tuple[int, int, int]  # BGR
-Box = tuple[int, int, int, int]  # x, y, w, h
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]
+from image_pipeline.model import Box
+
 FINE_SIGMA = 1.0  # fine high-pass cut: heavy lens blur removes everything above it
 BAND_SIGMA = 3.0  # band-pass (FINE..BAND) for structure: coarse enough to shrug off noise, fine enough to move
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from image_pipeline.model import Box
 from image_pipeline.vision.blocks import BlockStats, block_ncc, robust_noise
-
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from image_pipeline.config import EVENT_TYPES
+from image_pipeline.model import EVENT_TYPES
 from image_pipeline.vision.detection import Box, Detection
 
 

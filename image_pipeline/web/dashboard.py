@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
 
-from image_pipeline.config import EVENT_TYPES
+from image_pipeline.model import EVENT_TYPES
 from image_pipeline.web import services
 from image_pipeline.web.data import dashboard_items, event_counters
 from image_pipeline.web.kafka_reader import KafkaUnavailable, topic_sizes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -11,7 +12,9 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from image_pipeline.messages import MAX_SIDE
 from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
+from image_pipeline.storage import MAX_CAMERA_ID_LEN, UnsafePathError, brief_repr, check_camera_id, check_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
@@ -170,7 +173,9 @@ class Config:
 
 
 T = TypeVar("T")
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+_INT32_MAX = 2**31 - 1  # Kafka's timeouts and sizes are Java ints
+_LONG_NUMBER = re.compile(r"[0-9_]{1000,}")
 
 
 def _build(cls: type[T], raw: Any, where: str) -> T:
@@ -179,9 +184,9 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)  # YAML keys may be numbers too
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key")
+        raise ConfigError(f"{where}.{str(unknown[0])[:60]}: unknown key")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         values[name] = _coerce(hints[name], value, f"{where}.{name}")
@@ -197,61 +202,132 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _build(hint, value, where)  # type: ignore[arg-type]
     if hint is bool or hint is str:
         if not isinstance(value, hint):
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {brief_repr(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {brief_repr(value)}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {brief_repr(value)}")
         return float(value)
     if getattr(hint, "__origin__", None) is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {brief_repr(value)}")
         item_hint = hint.__args__[0]
         return tuple(_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value))
     raise ConfigError(f"{where}: unsupported type {hint!r}")  # pragma: no cover
 
 
-def _validate(cfg: Config) -> None:
-    """Range checks that types alone cannot express."""
-    for topic in cfg.topics.all():
-        if not _TOPIC_NAME.match(topic.name):
-            raise ConfigError(f"topics: invalid topic name {topic.name!r}")
-        if topic.partitions < 1:
-            raise ConfigError(f"topics.{topic.name}.partitions: must be at least 1")
-    parse_size(cfg.receiver.size, "receiver.size")
-    positive = {
-        "receiver.cameras": cfg.receiver.cameras,
-        "receiver.frames": cfg.receiver.frames,
-        "analysis.warmup_frames": cfg.analysis.warmup_frames,
-        "analysis.update_every": cfg.analysis.update_every,
-        "limits.max_image_bytes": cfg.limits.max_image_bytes,
-        "limits.max_pixels": cfg.limits.max_pixels,
-        "web.max_upload_bytes": cfg.web.max_upload_bytes,
+def _ranges(cfg: Config) -> dict[str, tuple[float, float, float]]:
+    """Every bounded number by key: (value, lowest allowed, highest allowed)."""
+    k, r, a, lim, w = cfg.kafka, cfg.receiver, cfg.analysis, cfg.limits, cfg.web
+    return {
+        "kafka.delivery_timeout_ms": (k.delivery_timeout_ms, 1, _INT32_MAX),
+        "kafka.request_timeout_ms": (k.request_timeout_ms, 1, _INT32_MAX),
+        "kafka.max_poll_interval_ms": (k.max_poll_interval_ms, 1, _INT32_MAX),
+        "kafka.session_timeout_ms": (k.session_timeout_ms, 1, _INT32_MAX),
+        "receiver.cameras": (r.cameras, 1, 10_000),
+        "receiver.frames": (r.frames, 1, 10**9),
+        "receiver.fps": (r.fps, 0, 1000),  # 0: as fast as possible
+        "receiver.seed": (r.seed, -(2**63), 2**63 - 1),
+        "receiver.jpeg_quality": (r.jpeg_quality, 1, 100),
+        "analysis.warmup_frames": (a.warmup_frames, 1, 1_000_000),
+        "analysis.update_every": (a.update_every, 1, 1_000_000),
+        "analysis.idle_close_s": (a.idle_close_s, 0.001, 86_400),
+        "limits.max_image_bytes": (lim.max_image_bytes, 1, _INT32_MAX),
+        # Sides beyond MAX_SIDE would give image messages that consumers refuse.
+        "limits.max_pixels": (lim.max_pixels, 1, MAX_SIDE**2),
+        "limits.max_side": (lim.max_side, 1, MAX_SIDE),
+        "web.port": (w.port, 1, 65_535),
+        "web.max_upload_bytes": (w.max_upload_bytes, 1, _INT32_MAX),
+        "web.recent_messages": (w.recent_messages, 1, 10_000),
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key}: must be at least 1, got {value}")
-    if cfg.analysis.detector not in DETECTOR_NAMES:
-        raise ConfigError(
-            f"analysis.detector: unknown detector {cfg.analysis.detector!r} (known: {', '.join(DETECTOR_NAMES)})"
-        )
-    if not cfg.analysis.idle_close_s > 0:
-        raise ConfigError("analysis.idle_close_s: must be more than 0 seconds")
-    if cfg.receiver.fps < 0:
-        raise ConfigError("receiver.fps: must be 0 (as fast as possible) or more")
-    if not 1 <= cfg.receiver.jpeg_quality <= 100:
-        raise ConfigError("receiver.jpeg_quality: must be between 1 and 100")
-    for i, sub in enumerate(cfg.subscriptions):
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Refuse a number outside its key's range, naming the key."""
+    for key, (value, low, high) in _ranges(cfg).items():
+        if value < low:
+            raise ConfigError(f"{key}: must be at least {low:,}, got {brief_repr(value)}")
+        if value > high:
+            raise ConfigError(f"{key}: must be at most {high:,}, got {brief_repr(value)}")
+
+
+def _check_names(cfg: Config) -> None:
+    """Topic names, partition counts, group ids and the Kafka address."""
+    if not cfg.kafka.bootstrap_servers.strip():
+        raise ConfigError("kafka.bootstrap_servers: must not be empty")
+    for f in fields(cfg.topics):
+        topic: TopicConfig = getattr(cfg.topics, f.name)
+        if not _TOPIC_NAME.fullmatch(topic.name):
+            raise ConfigError(f"topics.{f.name}.name: invalid topic name {brief_repr(topic.name)}")
+        if not 1 <= topic.partitions <= 10_000:
+            raise ConfigError(f"topics.{f.name}.partitions: must be between 1 and 10,000, got {topic.partitions}")
+    for f in fields(cfg.groups):
+        group = getattr(cfg.groups, f.name)
+        if not 1 <= len(group.strip()) <= 255 or group != group.strip():
+            raise ConfigError(f"groups.{f.name}: must be a name of 1 to 255 characters, got {brief_repr(group)}")
+
+
+def _check_paths(paths: PathsConfig) -> None:
+    """The three data folders are plain names inside data_dir; data_dir and originals may be absolute."""
+    folders = {"images": paths.images, "events": paths.events, "alerts": paths.alerts}
+    for key, value in folders.items():
+        try:
+            check_id(value)
+        except UnsafePathError:
+            raise ConfigError(
+                f"paths.{key}: must be a plain folder name inside data_dir (letters, digits, '._-'),"
+                f" got {brief_repr(value)}"
+            ) from None
+    if len(set(folders.values())) < len(folders):
+        raise ConfigError("paths: images, events and alerts must be three different folders")
+    for key in ("data_dir", "originals"):
+        if "\x00" in getattr(paths, key):
+            raise ConfigError(f"paths.{key}: contains a NUL character")
+
+
+def _check_subscriptions(subscriptions: tuple[Subscription, ...]) -> None:
+    """Names and contacts become alert fields; cameras and event types must be ones that can match."""
+    for i, sub in enumerate(subscriptions):
+        for key in ("name", "contact"):
+            value = getattr(sub, key)
+            if not 1 <= len(value) <= 200:
+                raise ConfigError(f"subscriptions[{i}].{key}: must be 1 to 200 characters, got {brief_repr(value)}")
+        for camera in sub.cameras:
+            if camera == "*":
+                continue
+            try:
+                check_camera_id(camera)
+            except UnsafePathError:
+                raise ConfigError(
+                    f"subscriptions[{i}].cameras: {brief_repr(camera)} is neither a camera id (letters, digits"
+                    f" and '._-', at most {MAX_CAMERA_ID_LEN}) nor \"*\" for every camera"
+                ) from None
         for event_type in sub.event_types:
             if event_type not in EVENT_TYPES:
                 raise ConfigError(
-                    f"subscriptions[{i}].event_types: unknown event type {event_type!r}"
+                    f"subscriptions[{i}].event_types: unknown event type {brief_repr(event_type)}"
                     f" (known: {', '.join(EVENT_TYPES)})"
                 )
+        if not 0.0 <= sub.min_score <= 1.0:
+            raise ConfigError(f"subscriptions[{i}].min_score: must be between 0 and 1, got {sub.min_score}")
+
+
+def _validate(cfg: Config) -> None:
+    """Range checks that types alone cannot express."""
+    _check_names(cfg)
+    _check_paths(cfg.paths)
+    parse_size(cfg.receiver.size, "receiver.size")
+    _check_ranges(cfg)
+    if cfg.analysis.detector not in DETECTOR_NAMES:
+        raise ConfigError(
+            f"analysis.detector: unknown detector {brief_repr(cfg.analysis.detector)}"
+            f" (known: {', '.join(DETECTOR_NAMES)})"
+        )
+    _check_subscriptions(cfg.subscriptions)
 
 
 def parse_size(text: str, where: str = "size") -> tuple[int, int]:
@@ -265,16 +341,39 @@ def parse_size(text: str, where: str = "size") -> tuple[int, int]:
     return width, height
 
 
+def _read_yaml(config_path: Path) -> Any:
+    """The parsed YAML of the file; every way it can be unreadable is one ConfigError line naming it."""
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{config_path}: not valid YAML ({where}{exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{config_path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError) as exc:  # a value YAML cannot build: a date 2001-13-45, !!int "x"
+        long = _LONG_NUMBER.search(text)
+        if long:  # Python refuses to convert integers of more than 4300 digits
+            line = text.count("\n", 0, long.start()) + 1
+            raise ConfigError(f"{config_path}: line {line}: a number of {len(long.group())} digits") from None
+        raise ConfigError(f"{config_path}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
     """Read config.yaml, validate it whole, then apply environment overrides."""
     config_path = Path(path) if path else DEFAULT_CONFIG_PATH
     env = dict(os.environ) if env is None else env
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {config_path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_path}: not valid YAML ({exc})") from None
+    raw = _read_yaml(config_path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: expected a mapping at the top level")
     raw.pop("base_dir", None)

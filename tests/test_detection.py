@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import PROJECT_ROOT
+from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES, EventType
 from image_pipeline.sim.score import iou
 from image_pipeline.sim.synthesis import Happening, SynthFrame, load_backgrounds, single_happening, synthesize_camera
-from image_pipeline.vision.detection import CameraDetector, Detection
+from image_pipeline.vision.detection import CameraDetector, Detection, DetectorParams, work_geometry
+from image_pipeline.vision.detector import detector_factory
 from image_pipeline.vision.episodes import EpisodeTracker
 from image_pipeline.vision.imaging import encode_jpeg
 
@@ -105,3 +107,71 @@ def test_detector_state_is_a_function_of_the_frames(backgrounds: list[np.ndarray
     assert [a.process(f) for f in frames] == [b.process(f) for f in frames]
     diff = a.last_difference
     assert diff is not None and diff.shape == (SIZE[1], SIZE[0]) and diff.dtype == np.uint8
+
+
+# Robustness regressions: explicit frames, kept from the bug report and from the fuzz test's findings.
+
+def noise_frame(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Uniform random uint8 content."""
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_black_frame_after_noise_frames_is_a_lighting_change_not_a_crash() -> None:
+    # This raised ZeroDivisionError (brightness gain 0). A pure-noise view has no texture for the tamper
+    # test to miss, so in the classification order the blackout is the next thing: a lighting change.
+    detector = CameraDetector()
+    for seed in range(3):
+        assert detector.process(noise_frame((240, 320, 3), seed)) == []
+    assert detector.process(np.zeros((240, 320, 3), np.uint8)) == [Detection(EventType.LIGHTING_CHANGE, 1.0)]
+
+
+def test_one_pixel_frames_black_white_black_do_not_crash() -> None:
+    # Found by tests/test_detector_fuzz.py: the same zero gain, reached on 1x1 frames, gray and BGR mixed.
+    detector = CameraDetector()
+    for frame in (np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8),
+                  np.full((1, 1, 3), 255, np.uint8), np.zeros((1, 1, 3), np.uint8)):
+        found = detector.process(frame)
+        assert all(d.type in EVENT_TYPES and 0.0 <= d.score <= 1.0 for d in found)
+
+
+def test_black_frame_after_a_textured_view_is_tamper(backgrounds: list[np.ndarray]) -> None:
+    view = cv2.resize(backgrounds[0], SIZE, interpolation=cv2.INTER_AREA)
+    detector = CameraDetector()
+    for seed in range(8):
+        jitter = np.random.default_rng(seed).integers(-3, 4, view.shape, dtype=np.int16)
+        assert detector.process(np.clip(view + jitter, 0, 255).astype(np.uint8)) == []
+    assert [d.type for d in detector.process(np.zeros_like(view))] == [EventType.TAMPER]
+
+
+def test_gray_frames_give_the_same_detections_as_their_bgr_copies(backgrounds: list[np.ndarray]) -> None:
+    # Gray (h, w) frames used to be resized into the BGR buffer's place and lost: the detector saw black.
+    script = single_happening("intrusion", "cam-01", 5, 20, 71)
+    grays = [cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
+             for f in synthesize_camera("cam-01", 30, 71, SIZE, backgrounds, script=script)]
+    gray_detector, bgr_detector = CameraDetector(), CameraDetector()
+    from_gray = [gray_detector.process(g) for g in grays]
+    assert from_gray == [bgr_detector.process(cv2.merge([g, g, g])) for g in grays]
+    assert any(d.type == EventType.INTRUSION for ds in from_gray for d in ds)
+
+
+@pytest.mark.parametrize(("size", "work", "grid"), [
+    ((320, 240), (160, 120), (8, 6)), ((640, 480), (160, 120), (8, 6)), ((1280, 720), (160, 90), (8, 5)),
+    ((1, 10000), (8, 32), (8, 32)), ((10000, 1), (160, 8), (8, 3)), ((1, 1), (8, 8), (8, 8)),
+    ((100, 10000), (100, 400), (8, 32)),
+])
+def test_work_size_is_unchanged_for_normal_frames_and_bounded_for_extreme_ones(
+        size: tuple[int, int], work: tuple[int, int], grid: tuple[int, int]) -> None:
+    assert work_geometry(size, DetectorParams()) == (work, grid)
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_extreme_shapes_alternating_content_and_size_changes_do_not_crash(name: str) -> None:
+    detector = detector_factory(name)()
+    shapes = [(1, 1, 3), (10000, 1, 3), (1, 10000), (10000, 1), (240, 320, 3), (7, 5), (240, 320)]
+    for i, shape in enumerate(shapes * 2):
+        for j, frame in enumerate((noise_frame(shape, i), np.zeros(shape, np.uint8), noise_frame(shape, i + 99),
+                                   np.full(shape, 255, np.uint8), np.full(shape, 77, np.uint8))):
+            found = detector.process(frame)
+            assert all(d.type in EVENT_TYPES and 0.0 <= d.score <= 1.0 for d in found), (shape, j)
+            diff = detector.last_difference
+            assert diff is not None and diff.shape == shape[:2]

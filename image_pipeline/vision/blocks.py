@@ -20,13 +20,13 @@ class BlockStats:
         self.grid = grid
         self.small = np.zeros((sh, sw, 3), np.uint8)
         self.gray = np.zeros((sh, sw), np.uint8)
-        self.f = np.zeros((sh, sw), np.float32)
-        self.fine = np.zeros((sh, sw), np.float32)
-        self.coarse = np.zeros((sh, sw), np.float32)
-        self.hp = np.zeros((sh, sw), np.float32)
-        self.band = np.zeros((sh, sw), np.float32)
-        self.prev_f = np.zeros((sh, sw), np.float32)
-        self.prev_hp = np.zeros((sh, sw), np.float32)
+        self.gray_f32 = np.zeros((sh, sw), np.float32)  # input of every filter below
+        self.blur_fine = np.zeros((sh, sw), np.float32)
+        self.blur_coarse = np.zeros((sh, sw), np.float32)
+        self.fine_detail = np.zeros((sh, sw), np.float32)  # gray minus blur_fine: what a covered lens loses
+        self.band = np.zeros((sh, sw), np.float32)  # blur_fine minus blur_coarse: structure, above the noise
+        self.prev_gray_f32 = np.zeros((sh, sw), np.float32)
+        self.prev_fine_detail = np.zeros((sh, sw), np.float32)
         self.prev_band = np.zeros((sh, sw), np.float32)
         self.has_prev = False
         self._tmp = np.zeros((sh, sw), np.float32)
@@ -35,14 +35,20 @@ class BlockStats:
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
     def load(self, frame: np.ndarray) -> None:
-        """Downscale (area average, which also suppresses noise and JPEG ringing), gray, and filter."""
-        cv2.resize(frame, self.work, dst=self.small, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(self.small, cv2.COLOR_BGR2GRAY, dst=self.gray)
-        self.f[...] = self.gray
-        cv2.GaussianBlur(self.f, (0, 0), FINE_SIGMA, dst=self.fine)
-        cv2.GaussianBlur(self.f, (0, 0), BAND_SIGMA, dst=self.coarse)
-        cv2.subtract(self.f, self.fine, dst=self.hp)
-        cv2.subtract(self.fine, self.coarse, dst=self.band)
+        """Downscale (area average, which also suppresses noise and JPEG ringing), gray, and filter.
+
+        The frame is BGR (h, w, 3) or already gray (h, w), uint8.
+        """
+        if frame.ndim == 2:
+            cv2.resize(frame, self.work, dst=self.gray, interpolation=cv2.INTER_AREA)
+        else:
+            cv2.resize(frame, self.work, dst=self.small, interpolation=cv2.INTER_AREA)
+            cv2.cvtColor(self.small, cv2.COLOR_BGR2GRAY, dst=self.gray)
+        self.gray_f32[...] = self.gray
+        cv2.GaussianBlur(self.gray_f32, (0, 0), FINE_SIGMA, dst=self.blur_fine)
+        cv2.GaussianBlur(self.gray_f32, (0, 0), BAND_SIGMA, dst=self.blur_coarse)
+        cv2.subtract(self.gray_f32, self.blur_fine, dst=self.fine_detail)
+        cv2.subtract(self.blur_fine, self.blur_coarse, dst=self.band)
 
     def band_of(self, image: np.ndarray) -> np.ndarray:
         """Band-pass of another float32 image at work size (e.g. the background model)."""
@@ -55,8 +61,8 @@ class BlockStats:
 
     def remember(self) -> None:
         """Keep this frame's filtered images for the next frame's comparisons."""
-        np.copyto(self.prev_f, self.f)
-        np.copyto(self.prev_hp, self.hp)
+        np.copyto(self.prev_gray_f32, self.gray_f32)
+        np.copyto(self.prev_fine_detail, self.fine_detail)
         np.copyto(self.prev_band, self.band)
         self.has_prev = True
 
@@ -131,7 +137,7 @@ def robust_noise(b: BlockStats) -> tuple[float, float, float] | None:
     if not b.has_prev:
         return None
     out = []
-    for cur, prev in ((b.f, b.prev_f), (b.hp, b.prev_hp), (b.band, b.prev_band)):
+    for cur, prev in ((b.gray_f32, b.prev_gray_f32), (b.fine_detail, b.prev_fine_detail), (b.band, b.prev_band)):
         d = cv2.subtract(cur, prev)
         out.append(float(np.median(b.block_mean(cv2.multiply(d, d)))) / 2.0)
     return out[0], out[1], out[2]

@@ -12,7 +12,8 @@ is reported as one type:
    the background re-baselines (like Frigate's recalibration) and no motion is reported.
 4. intrusion: thresholded background difference, morphology and an area filter give boxes.
 
-State is a deterministic function of the frames fed: no randomness, no clock.
+State is a deterministic function of the frames fed: no randomness, no clock. Any uint8 frame, BGR or
+gray, 1 to 10000 px a side, is accepted: the work size is bounded (work_geometry) and no ratio divides by 0.
 """
 
 from __future__ import annotations
@@ -23,17 +24,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from image_pipeline.model import Box
+from image_pipeline.model import Box, EventType
 from image_pipeline.vision.blocks import BlockStats, block_ncc, robust_noise
+from image_pipeline.vision.detector import Detection
 
+# Box and Detection stay importable from here, the path older callers use.
+__all__ = ["Box", "CameraDetector", "Detection", "DetectorParams", "work_geometry"]
 
-@dataclass(frozen=True)
-class Detection:
-    """One event type seen in one frame, with a confidence and (for intrusion) full-resolution boxes."""
-
-    type: str
-    score: float
-    boxes: tuple[Box, ...] = ()
+MIN_GAIN = 1.0 / 255.0  # one grey level in 255: the largest brightness drop a uint8 frame can show
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,8 @@ class DetectorParams:
     """Thresholds of the detector; defaults suit 320x240 to 1280x720 JPEG frames."""
 
     work_width: int = 160  # analysis width in pixels; height follows the aspect ratio
+    min_work_side: int = 8  # narrower or lower frames are stretched to this, so every grid block has pixels
+    max_aspect: float = 4.0  # work height is at most this many work widths; taller frames are squeezed
     grid_x: int = 8  # blocks across for the global (tamper, scene, lighting) statistics
     warmup_frames: int = 3  # frames that only train the model
     bg_alpha: float = 0.05  # running-average rate of background pixels
@@ -63,6 +63,16 @@ class DetectorParams:
     texture_update: float = 0.05  # baseline texture learning rate on normal frames
 
 
+def work_geometry(size: tuple[int, int], p: DetectorParams) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Work (width, height) and block grid (columns, rows) for a full-resolution (width, height)."""
+    w, h = size
+    # Bounded both ways: a 1x10000 frame must not become a 10000-row work image with 80000 grid rows.
+    sw = max(p.min_work_side, min(p.work_width, w))
+    sh = min(max(p.min_work_side, round(h * sw / w)), round(p.max_aspect * sw))
+    gy = min(max(3, int(p.grid_x * sh / sw + 0.5)), round(p.max_aspect * p.grid_x), sh)
+    return (sw, sh), (min(p.grid_x, sw), gy)
+
+
 class CameraDetector:
     """Stateful detector for one camera; feed frames in capture order."""
 
@@ -79,7 +89,7 @@ class CameraDetector:
         self._bg: np.ndarray | None = None
         self._diff: np.ndarray | None = None
         self._base_tex: np.ndarray | None = None
-        self._noise = (0.0, 0.0, 0.0)  # variance of gray, fine high-pass and band-pass noise
+        self._noise = (0.0, 0.0, 0.0)  # noise variance of gray_f32, fine_detail and band
 
     @property
     def last_difference(self) -> np.ndarray | None:
@@ -89,18 +99,14 @@ class CameraDetector:
         return cv2.resize(self._diff, self._size, interpolation=cv2.INTER_LINEAR)
 
     def _setup(self, frame: np.ndarray) -> None:
-        h, w = frame.shape[:2]
-        p = self.params
-        sw = min(p.work_width, w)
-        sh = max(8, round(h * sw / w))
-        gy = max(3, int(p.grid_x * sh / sw + 0.5))
-        self._size = (w, h)
-        self._blocks = BlockStats((sw, sh), (p.grid_x, gy))
+        """Size the work buffers and the block grid for this frame size (the model restarts its warm-up)."""
+        self._size = (frame.shape[1], frame.shape[0])
+        self._blocks = BlockStats(*work_geometry(self._size, self.params))
         self._seen = 0
         self._mode = "normal"
 
     def process(self, frame: np.ndarray) -> list[Detection]:
-        """Analyse one BGR uint8 frame and return the events it shows."""
+        """Analyse one uint8 frame, BGR (h, w, 3) or gray (h, w), and return the events it shows."""
         if self._size != (frame.shape[1], frame.shape[0]) or self._blocks is None:
             self._setup(frame)
         b = self._blocks
@@ -108,20 +114,20 @@ class CameraDetector:
         b.load(frame)
         self._seen += 1
         p = self.params
-        if self._bg is None or self._bg.shape != b.f.shape or self._base_tex is None:
+        if self._bg is None or self._bg.shape != b.gray_f32.shape or self._base_tex is None:
             self._rebaseline(b)
             self._diff = np.zeros_like(b.gray)
             return []
         estimate = robust_noise(b)
         noise_f, noise_hp, noise_band = self._noise if self._noise != (0.0, 0.0, 0.0) else estimate or self._noise
-        tex = b.block_mean(b.hp * b.hp)
+        tex = b.block_mean(b.fine_detail * b.fine_detail)
         textured = self._base_tex > max(p.texture_snr * noise_hp, 1.0)
         dead_share = self._dead_share(tex, textured, noise_hp)
         cv2.absdiff(b.gray, cv2.convertScaleAbs(self._bg), self._diff)
         if self._seen <= p.warmup_frames or self._cooldown > 0:
             # Learning only: at start, and just after adopting a new view (so residual wobble is absorbed).
             self._cooldown = max(0, self._cooldown - 1)
-            self._commit_noise(estimate)
+            self._update_noise_estimate(estimate)
             self._learn(b, tex, None)
             return []
 
@@ -139,15 +145,15 @@ class CameraDetector:
             self._mode = "settling"
             self._settle_steady = self._settle_count = 0
             b.remember()
-            return [Detection("scene_change", round(min(1.0, mismatch), 3))]
-        gain = self._gain(b)
+            return [Detection(EventType.SCENE_CHANGE, round(min(1.0, mismatch), 3))]
+        gain = self._gain(b)  # finite and >= MIN_GAIN, so the inverse and the log below are safe
         if max(gain, 1.0 / gain) >= p.light_gain:
             self._rebaseline(b)
-            return [Detection("lighting_change", round(min(1.0, abs(math.log(gain)) / math.log(2.0)), 3))]
-        self._commit_noise(estimate)
+            return [Detection(EventType.LIGHTING_CHANGE, round(min(1.0, abs(math.log(gain)) / math.log(2.0)), 3))]
+        self._update_noise_estimate(estimate)
         return self._intrusion(b, tex, noise_f)
 
-    def _commit_noise(self, est: tuple[float, float, float] | None) -> None:
+    def _update_noise_estimate(self, est: tuple[float, float, float] | None) -> None:
         """Fold a frame's noise estimate in; only ordinary frames get here, never a global change."""
         if est is None:
             return
@@ -171,14 +177,21 @@ class CameraDetector:
         return float(np.mean(ratio[textured] < self.params.dead_ratio))
 
     def _gain(self, b: BlockStats) -> float:
-        """Median brightness ratio of the frame to the background over blocks that are not near black."""
+        """Median brightness ratio of the frame to the background over blocks that are not near black.
+
+        Never 0 or non-finite. A frame gone black after a normal view gives a ratio of 0. When the view had
+        texture, the tamper test (first in the classification order) has already claimed such a frame as a
+        covered lens; reaching here, the view had no texture to lose (e.g. a baseline of pure noise), so the
+        blackout is what the next test in the order says: the largest possible lighting change.
+        """
         assert self._bg is not None
-        cur = b.block_mean(b.f)
+        cur = b.block_mean(b.gray_f32)
         ref = b.block_mean(self._bg)
         ok = ref > 12.0
         if ok.sum() < 4:
             return 1.0
-        return float(np.median(cur[ok] / ref[ok]))
+        gain = float(np.median(cur[ok] / ref[ok]))
+        return max(gain, MIN_GAIN) if math.isfinite(gain) else 1.0
 
     def _texture_ratio(self, tex: np.ndarray, noise_hp: float) -> float:
         """Whole-frame fine texture (noise removed) relative to the baseline."""
@@ -195,7 +208,7 @@ class CameraDetector:
             self._mode = "normal"
             return []
         self._mode = "tamper"
-        return [Detection("tamper", round(min(1.0, max(dead_share, 0.6 if washed_out else 0.0)), 3))]
+        return [Detection(EventType.TAMPER, round(min(1.0, max(dead_share, 0.6 if washed_out else 0.0)), 3))]
 
     def _settling(self, b: BlockStats, noise_f: float) -> list[Detection]:
         """After a knock, wait until consecutive frames are pixel-identical up to noise, then adopt the view.
@@ -204,7 +217,7 @@ class CameraDetector:
         leave edge ghosts in the new background, so the test is the frame-to-frame difference itself.
         """
         p = self.params
-        moving = cv2.countNonZero(b.foreground(cv2.convertScaleAbs(cv2.absdiff(b.f, b.prev_f)),
+        moving = cv2.countNonZero(b.foreground(cv2.convertScaleAbs(cv2.absdiff(b.gray_f32, b.prev_gray_f32)),
                                                self._threshold(noise_f))) / b.gray.size
         self._settle_count += 1
         self._settle_steady = self._settle_steady + 1 if moving < p.settle_fraction else 0
@@ -214,7 +227,7 @@ class CameraDetector:
             self._mode = "normal"
             self._cooldown = p.warmup_frames
             return []
-        return [Detection("scene_change", round(min(1.0, 0.5 + 10 * moving), 3))]
+        return [Detection(EventType.SCENE_CHANGE, round(min(1.0, 0.5 + 10 * moving), 3))]
 
     def _threshold(self, noise_f: float) -> int:
         """Grey-level difference that noise alone almost never exceeds."""
@@ -223,9 +236,9 @@ class CameraDetector:
 
     def _rebaseline(self, b: BlockStats) -> None:
         """Adopt the current frame as the background and texture baseline."""
-        self._bg = b.f.copy()
+        self._bg = b.gray_f32.copy()
         self._learned = 0
-        self._base_tex = b.block_mean(b.hp * b.hp).copy()
+        self._base_tex = b.block_mean(b.fine_detail * b.fine_detail).copy()
         b.remember()
 
     def _learn(self, b: BlockStats, tex: np.ndarray, fg: np.ndarray | None) -> None:
@@ -236,10 +249,10 @@ class CameraDetector:
         self._learned += 1
         alpha = max(p.bg_alpha, 1.0 / (self._learned + 1))
         if fg is None:
-            cv2.accumulateWeighted(b.f, self._bg, alpha)
+            cv2.accumulateWeighted(b.gray_f32, self._bg, alpha)
         else:
-            cv2.accumulateWeighted(b.f, self._bg, alpha, mask=cv2.bitwise_not(fg))
-            cv2.accumulateWeighted(b.f, self._bg, p.fg_alpha, mask=fg)
+            cv2.accumulateWeighted(b.gray_f32, self._bg, alpha, mask=cv2.bitwise_not(fg))
+            cv2.accumulateWeighted(b.gray_f32, self._bg, p.fg_alpha, mask=fg)
         rate = max(p.texture_update, 1.0 / (self._learned + 1))
         self._base_tex += rate * (tex - self._base_tex)
         b.remember()
@@ -259,4 +272,4 @@ class CameraDetector:
         if not boxes:
             return []
         score = min(1.0, 0.5 + 0.5 * largest / (0.02 * fg.size))
-        return [Detection("intrusion", round(score, 3), tuple(boxes))]
+        return [Detection(EventType.INTRUSION, round(score, 3), tuple(boxes))]

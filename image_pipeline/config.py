@@ -12,7 +12,7 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
-from image_pipeline.messages import MAX_SIDE
+from image_pipeline.message_checks import MAX_SIDE
 from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
 from image_pipeline.storage import MAX_CAMERA_ID_LEN, UnsafePathError, brief_repr, check_camera_id, check_id
 

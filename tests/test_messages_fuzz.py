@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from image_pipeline.message_checks import MAX_EPOCH
 from image_pipeline.messages import (
-    MAX_EPOCH,
     AlertMessage,
     DeadLetter,
     EventMessage,

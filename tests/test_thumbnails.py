@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from image_pipeline.config import Config
-from image_pipeline.kafka.clients import LoopOptions, make_consumer, make_producer
+from image_pipeline.kafka.clients import make_consumer, make_producer
+from image_pipeline.kafka.runner import RunOptions
 from image_pipeline.messages import DeadLetter, ImageMessage
 from image_pipeline.records.imagedb import ImageAnnouncer, camera_history
 from image_pipeline.stages.thumbnails import THUMB_WIDTH, derive, derived_paths, run
@@ -72,7 +73,7 @@ def test_consumer_derives_every_image_and_dead_letters_bad_ones(pipeline_config:
     producer.flush()
     producer.close()
 
-    stats = run(cfg, threading.Event(), LoopOptions(until_idle=3, progress_every_s=1))
+    stats = run(cfg, threading.Event(), RunOptions(until_idle=3, progress_every_s=1))
 
     assert stats.processed == 7
     assert stats.dead_lettered == 4
@@ -101,7 +102,7 @@ def test_fan_out_both_groups_read_every_image(pipeline_config: Config) -> None:
         announcer.store_and_announce("cam-03", seq, image_bytes(seed=seq), 64, 48, source="synthetic")[1].get(10)
     producer.close()
 
-    run(cfg, threading.Event(), LoopOptions(until_idle=2, progress_every_s=60))
+    run(cfg, threading.Event(), RunOptions(until_idle=2, progress_every_s=60))
     # A second group on the same topic still gets all four: groups do not share offsets.
     other = make_consumer(cfg, f"analysis-like-{uuid.uuid4().hex[:6]}", "test-other-group")
     other.subscribe([cfg.topics.images.name])
@@ -114,5 +115,5 @@ def test_fan_out_both_groups_read_every_image(pipeline_config: Config) -> None:
     other.close()
     assert sorted(seen) == [f"cam-03-{i:08d}" for i in range(4)]
     # And the thumbnails group committed past all of them, so a restart does no work.
-    restarted = run(cfg, threading.Event(), LoopOptions(until_idle=2, progress_every_s=60))
+    restarted = run(cfg, threading.Event(), RunOptions(until_idle=2, progress_every_s=60))
     assert restarted.processed == 0

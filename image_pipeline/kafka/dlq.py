@@ -49,6 +49,9 @@ def _show(args: argparse.Namespace) -> int:
         print(f"{when}  {letter.client:<16} {letter.source_topic}[{letter.partition}]@{letter.offset}  "
               f"{letter.error_type}: {letter.error}")
         print(f"    value: {preview(letter.original_value())}")
+        if letter.truncated:
+            print(f"    (kept the first {len(letter.original_value())} of {letter.value_length} bytes; "
+                  f"sha256 {letter.value_sha256})")
     return 0
 
 

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from image_pipeline.config import Config
-from image_pipeline.messages import ImageMessage
-from image_pipeline.storage import atomic_write_bytes, check_id, safe_join
+from image_pipeline.errors import BadInputError
+from image_pipeline.messages import ImageMessage, parse_json
+from image_pipeline.storage import atomic_write_bytes, check_camera_id, image_relpath, safe_join
+from image_pipeline.vision.imaging import decode
 
 if TYPE_CHECKING:  # only for hints: id and path helpers stay usable without Kafka
     from kafka import KafkaProducer
@@ -22,12 +26,7 @@ _IMAGE_FILE = re.compile(r"^(?P<image_id>[A-Za-z0-9_-]+-(?P<seq>\d{6,}))\.(?:jpg
 
 def image_id_for(camera_id: str, seq: int) -> str:
     """The id of a camera's seq-th image; zero-padded so names sort in capture order."""
-    return f"{check_id(camera_id, 'camera_id')}-{seq:08d}"
-
-
-def image_relpath(camera_id: str, image_id: str, ext: str = "jpg") -> str:
-    """Path of an image relative to the image database."""
-    return f"{check_id(camera_id, 'camera_id')}/{check_id(image_id, 'image_id')}.{ext}"
+    return f"{check_camera_id(camera_id)}-{seq:08d}"
 
 
 def capture_time(seconds: float) -> float:
@@ -60,7 +59,7 @@ def camera_history(images_dir: Path, camera_id: str, before_seq: int, limit: int
 
     Derived files (grayscale copies, thumbnails) carry an extra suffix and are skipped.
     """
-    folder = safe_join(images_dir, check_id(camera_id, "camera_id"))
+    folder = safe_join(images_dir, check_camera_id(camera_id))
     if not folder.is_dir() or limit <= 0:
         return []
     found: list[StoredImage] = []
@@ -70,6 +69,24 @@ def camera_history(images_dir: Path, camera_id: str, before_seq: int, limit: int
             found.append(StoredImage(match.group("image_id"), int(match.group("seq")), path))
     found.sort(key=lambda s: s.seq)
     return found[-limit:]
+
+
+def parse_announcement(cfg: Config, value: bytes | None) -> ImageMessage:
+    """An image message from Kafka; a path outside the database is refused by safe_join before all else."""
+    data = parse_json(value)
+    if isinstance(data.get("path"), str):
+        safe_join(cfg.images_dir, data["path"])  # the one home of path containment, and its one message
+    return ImageMessage.from_dict(data)
+
+
+def load_image(cfg: Config, relpath: str) -> np.ndarray:
+    """Read and decode an announced image; a missing file or bad bytes raise BadInputError."""
+    path = safe_join(cfg.images_dir, relpath)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise BadInputError(f"announced image is missing from the image database: {relpath}") from None
+    return decode(data, cfg.limits)
 
 
 class ImageAnnouncer:

@@ -1,30 +1,48 @@
-"""The alerter: matches events against subscriptions and writes one alert record per episode."""
+"""The alerter: matches events against subscriptions; one alert record per episode, kept in step with it.
+
+The step is pure. Its decoder reads what an event message refers to (the event's record, for its
+file paths, and the alert already written for it, if any), so the files on disk remain the state and
+a restarted or second alerter never writes a second alert for one episode.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from kafka import KafkaProducer
 
 from image_pipeline import cli
 from image_pipeline.config import Config, Subscription
-from image_pipeline.kafka.clients import (
-    LoopOptions,
-    LoopStats,
-    ensure_topics,
-    run_consumer_stage,
-)
+from image_pipeline.kafka.clients import ensure_topics
+from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
 from image_pipeline.messages import AlertMessage, EventMessage
-from image_pipeline.records.imagedb import stored_relpath
-from image_pipeline.storage import atomic_write_json, atomic_write_text, check_id, safe_join
+from image_pipeline.model import EventType
+from image_pipeline.records.events import alert_files, event_files, image_path, json_bytes, read_record, utc
+from image_pipeline.stages.step import FileWrite, Outputs, Send, Source, StageSpec, StepBase
+from image_pipeline.storage import safe_join
 
 logger = logging.getLogger(__name__)
+
+SUMMARIES = {
+    EventType.INTRUSION: "Someone entered the view of",
+    EventType.TAMPER: "The lens was covered or blurred on",
+    EventType.SCENE_CHANGE: "The view shifted (camera knocked?) on",
+    EventType.LIGHTING_CHANGE: "The lighting changed suddenly on",
+}
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """An event message with what it refers to on disk: the alerter's input."""
+
+    event: EventMessage
+    event_paths: dict[str, str]  # the event's files, relative to the data folder
+    existing_alert: dict[str, Any] | None  # the alert record already written for this event
 
 
 def alert_id_for(event_id: str) -> str:
@@ -43,51 +61,26 @@ def alertees_for(subscriptions: tuple[Subscription, ...], event: EventMessage) -
 
 def summary_of(event: EventMessage) -> str:
     """One sentence saying what happened where."""
-    what = {
-        "intrusion": "Someone entered the view of",
-        "tamper": "The lens was covered or blurred on",
-        "scene_change": "The view shifted (camera knocked?) on",
-        "lighting_change": "The lighting changed suddenly on",
-    }.get(event.event_type, f"A {event.event_type} event on")
+    what = SUMMARIES.get(EventType(event.event_type), f"A {event.event_type} event on")
     return f"{what} camera {event.camera_id} (score {event.score:.2f}), starting at image {event.first_image_id}."
 
 
-def event_files(cfg: Config, event: EventMessage) -> dict[str, str]:
-    """Where the event's record and images are, as its record on disk says."""
-    event_id = check_id(event.event_id, "event_id")
-    events, images = cfg.paths.events, cfg.paths.images
-    paths = {
-        "record": f"{events}/{event_id}.json",
-        "text": f"{events}/{event_id}.txt",
-        "diff": f"{events}/{event_id}_diff.jpg",
-        "annotated": f"{events}/{event_id}_annotated.jpg",
-        "key_image": f"{images}/{stored_relpath(cfg.images_dir, event.camera_id, event.key_image_id)}",
-    }
-    try:
-        recorded = json.loads(safe_join(cfg.events_dir, f"{event_id}.json").read_text(encoding="utf-8"))
-        paths.update({k: v for k, v in recorded.get("paths", {}).items() if isinstance(v, str)})
-    except (OSError, ValueError):
-        pass  # the record is written before the message, but the message alone is enough
-    return paths
-
-
-def alert_record(cfg: Config, event: EventMessage, alertees: list[dict[str, str]]) -> dict[str, Any]:
+def alert_record(cfg: Config, item: EventInput, alertees: list[dict[str, str]], now: float) -> dict[str, Any]:
     """The alert's JSON record: who is alerted, what happened, where the images are."""
-    event_id = check_id(event.event_id, "event_id")
-    camera = check_id(event.camera_id, "camera_id")
+    event = item.event
     return {
-        "alert_id": alert_id_for(event_id),
-        "event_id": event_id,
+        "alert_id": alert_id_for(event.event_id),
+        "event_id": event.event_id,
         "event_type": event.event_type,
-        "camera_id": camera,
+        "camera_id": event.camera_id,
         "score": event.score,
         "alertees": alertees,
         "summary": summary_of(event),
         "first_image_id": event.first_image_id,
         "key_image_id": event.key_image_id,
         "captured_at": event.captured_at,
-        "alerted_at": round(time.time(), 3),
-        "paths": {"alert": f"{cfg.paths.alerts}/{event_id}.json", **event_files(cfg, event)},
+        "alerted_at": round(now, 3),
+        "paths": {"alert": alert_files(cfg, event.event_id)[0], **item.event_paths},
     }
 
 
@@ -99,67 +92,80 @@ def alert_text(record: dict[str, Any]) -> str:
         f"ALERT {record['alert_id']} for event {record['event_id']}\n"
         f"{record['summary']}\n\n"
         f"Alerted:\n{people}\n\n"
-        f"Captured at: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(record['captured_at']))}\n"
+        f"Captured at: {utc(record['captured_at'])}\n"
+        f"Key frame:   {record['key_image_id']} (score {record['score']:.2f})\n"
         f"Files (relative to the data folder):\n{paths}\n"
     )
 
 
-class Alerter:
-    """Writes alert records for matched events, at most one per episode."""
+class AlertStep(StepBase[EventInput]):
+    """Writes alert records for matched events, at most one per episode, and keeps its key frame current."""
 
-    def __init__(self, cfg: Config, producer: KafkaProducer) -> None:
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.producer = producer
+        self.clock = clock
         self.announced: set[str] = set()  # alerts published by this process
         self.alerts_written = 0
         self.events_seen = 0
 
-    def handle(self, record: Any) -> None:
-        """Process one event message."""
-        self.consider(EventMessage.decode(record.value))
-
-    def flush(self) -> None:
-        """Wait until every alert message is acknowledged."""
-        self.producer.flush()
-
-    def partitions_revoked(self, partitions: list[Any]) -> None:
-        """Nothing to forget: alert files on disk are the state."""
-
-    def consider(self, event: EventMessage) -> dict[str, Any] | None:
-        """Write and announce an alert if the event is alertable and has none yet."""
+    def apply(self, item: EventInput, source: Source | None) -> Outputs:
+        """Alert on a matching event once; later steps of the episode only refresh its key frame."""
         self.events_seen += 1
-        event_id = check_id(event.event_id, "event_id")
-        json_path = safe_join(self.cfg.alerts_dir, f"{event_id}.json")
-        if json_path.exists():
-            # Written before (maybe by a process that died before announcing it): announce once more.
-            if event_id not in self.announced:
-                self._announce_existing(json_path, event)
-            return None
-        alertees = alertees_for(self.cfg.subscriptions, event)
+        existing = item.existing_alert
+        if existing is not None:
+            return self._refresh(item, existing)
+        alertees = alertees_for(self.cfg.subscriptions, item.event)
         if not alertees:
-            return None
-        record = alert_record(self.cfg, event, alertees)
-        # The text first and the JSON last: the JSON's presence means the alert is complete.
-        atomic_write_text(safe_join(self.cfg.alerts_dir, f"{event_id}.txt"), alert_text(record))
-        atomic_write_json(json_path, record)
+            return Outputs()
+        record = alert_record(self.cfg, item, alertees, self.clock())
         self.alerts_written += 1
-        self._announce(record, event)
-        logger.info("alert %s event=%s type=%s camera=%s alertees=%s", record["alert_id"], event_id,
-                    event.event_type, event.camera_id, ", ".join(a["name"] for a in alertees))
-        return record
+        logger.info("alert %s event=%s type=%s camera=%s alertees=%s", record["alert_id"], item.event.event_id,
+                    item.event.event_type, item.event.camera_id, ", ".join(a["name"] for a in alertees))
+        return Outputs(self._writes(record), [self._announce(record)])
 
-    def _announce_existing(self, json_path: Any, event: EventMessage) -> None:
-        self._announce(json.loads(json_path.read_text(encoding="utf-8")), event)
+    def _refresh(self, item: EventInput, existing: dict[str, Any]) -> Outputs:
+        """Point an existing alert at the episode's current key frame; announce it once per process."""
+        event = item.event
+        out = Outputs()
+        if existing.get("key_image_id") != event.key_image_id or existing.get("score") != event.score:
+            existing = {**existing, "key_image_id": event.key_image_id, "score": event.score,
+                        "paths": {**existing.get("paths", {}), **item.event_paths}}
+            out.writes.extend(self._writes(existing))
+        if event.event_id not in self.announced:
+            # Written before, maybe by a process that died before announcing it: announce once more.
+            out.sends.append(self._announce(existing))
+        return out
 
-    def _announce(self, record: dict[str, Any], event: EventMessage) -> None:
+    def _writes(self, record: dict[str, Any]) -> list[FileWrite]:
+        json_rel, text_rel = alert_files(self.cfg, record["event_id"])
+        root = self.cfg.data_dir
+        # The text first and the JSON last: the JSON's presence means the alert is complete.
+        return [FileWrite(safe_join(root, text_rel), alert_text(record).encode("utf-8")),
+                FileWrite(safe_join(root, json_rel), json_bytes(record))]
+
+    def _announce(self, record: dict[str, Any]) -> Send:
         message = AlertMessage(
             alert_id=record["alert_id"], event_id=record["event_id"], event_type=record["event_type"],
             camera_id=record["camera_id"], score=record["score"], alertees=record["alertees"],
             record_path=record["paths"]["alert"], captured_at=record["captured_at"],
             alerted_at=record["alerted_at"],
         )
-        self.producer.send(self.cfg.topics.alerts.name, key=event.camera_id.encode(), value=message.encode())
         self.announced.add(record["event_id"])
+        return Send(self.cfg.topics.alerts.name, record["camera_id"].encode(), message.encode())
+
+
+def event_decoder(cfg: Config) -> Callable[[bytes | None], EventInput]:
+    """Parse an event message and read the event's and the alert's records it refers to."""
+    def decode_record(value: bytes | None) -> EventInput:
+        event = EventMessage.decode(value)
+        files = event_files(cfg, event.event_id)
+        paths = {"record": files.record, "text": files.text, "diff": files.diff, "annotated": files.annotated,
+                 "key_image": image_path(cfg, event.camera_id, event.key_image_id)}
+        recorded = read_record(safe_join(cfg.data_dir, files.record)) or {}
+        paths.update({k: v for k, v in recorded.get("paths", {}).items() if isinstance(v, str)})
+        existing = read_record(safe_join(cfg.data_dir, alert_files(cfg, event.event_id)[0]))
+        return EventInput(event, paths, existing)
+    return decode_record
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -184,15 +190,13 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
     names = ", ".join(s.name for s in cfg.subscriptions) or "none"
     logger.info("alerting on topic %s as group %s; %d subscription(s): %s; alerts to %s",
                 cfg.topics.events.name, cfg.groups.alerter, len(cfg.subscriptions), names, cfg.alerts_dir)
-    run_consumer_stage(
-        cfg, "image-alert", cfg.groups.alerter, cfg.topics.events.name,
-        lambda producer: Alerter(cfg, producer), stop,
-        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
-        _progress,
-    )
+    step = AlertStep(cfg)
+    spec = StageSpec("image-alert", cfg.groups.alerter, cfg.topics.events.name, event_decoder(cfg), step)
+    options = RunOptions(until_idle=args.until_idle, max_messages=args.max_messages)
+    run_stage(cfg, spec, stop, options, lambda stats: _progress(step, stats))
     return 0
 
 
-def _progress(alerter: Alerter, stats: LoopStats) -> None:
+def _progress(step: AlertStep, stats: RunStats) -> None:
     logger.info("read %d event messages; wrote %d alerts; dead-lettered %d",
-                alerter.events_seen, alerter.alerts_written, stats.dead_lettered)
+                step.events_seen, step.alerts_written, stats.dead_lettered)

@@ -1,48 +1,71 @@
-"""The analyzer: per-camera OpenCV detection, episodes, event records and event messages."""
+"""The analyzer: per-camera detection, episodes, event records and event messages, as one pure step.
+
+Per camera it keeps a detector (chosen by analysis.detector), an episode tracker, and the rendering of
+each open episode's key frame. Each partition has a capture clock, the latest capture time seen on it:
+a camera whose last frame is idle_close_s behind that clock has its episodes closed, and when the
+whole partition is quiet the runner's verified idle time moves the clock on.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from kafka import KafkaProducer
-from kafka.structs import TopicPartition
 
 from image_pipeline import cli
 from image_pipeline.config import Config
-from image_pipeline.errors import BadInputError, FatalError
-from image_pipeline.kafka.clients import (
-    LoopOptions,
-    LoopStats,
-    ensure_topics,
-    run_consumer_stage,
+from image_pipeline.kafka.clients import ensure_topics
+from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
+from image_pipeline.messages import EventMessage
+from image_pipeline.records.events import KeyRendering, event_writes, render_key
+from image_pipeline.records.imagedb import (
+    StoredImage,
+    camera_history,
+    load_image,
+    parse_announcement,
+    stored_capture_time,
 )
-from image_pipeline.messages import EventMessage, ImageMessage
-from image_pipeline.records.events import EventWriter
-from image_pipeline.records.imagedb import camera_history, stored_capture_time
-from image_pipeline.storage import safe_join
-from image_pipeline.vision.detection import CameraDetector
-from image_pipeline.vision.episodes import EpisodeTracker, EpisodeUpdate
+from image_pipeline.stages.step import Outputs, Send, Source, StageSpec, StepBase
+from image_pipeline.vision.detector import Detector, detector_factory
+from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
 from image_pipeline.vision.imaging import decode
 
 logger = logging.getLogger(__name__)
+RECENT_HIT_FRAMES = 4  # a new episode's key frame can be one of its first hits, a frame or two back
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame with its decoded pixels: the analyzer's input, live or replayed."""
+
+    camera_id: str
+    image_id: str
+    seq: int
+    captured_at: float
+    image: np.ndarray
 
 
 @dataclass
 class CameraState:
     """What the analyzer remembers about one camera."""
 
-    detector: CameraDetector
+    detector: Detector
     tracker: EpisodeTracker
-    partition: TopicPartition | None
+    partition: int | None
     last_seq: int = -1
+    last_captured: float = 0.0
     previous_image_id: str | None = None
-    warmed_frames: int = 0
+    recent_hits: deque[tuple[str, np.ndarray, np.ndarray | None]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_HIT_FRAMES))
+    rendered: dict[str, KeyRendering] = field(default_factory=dict)  # by event id: the current key's images
+    written: dict[str, str] = field(default_factory=dict)  # by event id: the key image id on disk
 
 
 @dataclass
@@ -52,127 +75,187 @@ class AnalysisCounters:
     images: int = 0
     events_started: int = 0
     events_ended: int = 0
+    detector_errors: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     first_at: float = 0.0  # wall clock of the first and last image analyzed, for the benchmark
     last_at: float = 0.0
 
 
-def read_image(cfg: Config, message: ImageMessage) -> np.ndarray:
-    """Load and decode an announced image; bad paths and bad files raise BadInputError."""
-    path = safe_join(cfg.images_dir, message.path)
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise BadInputError(f"image file is missing: {message.path}") from None
-    except OSError as exc:
-        raise FatalError(f"cannot read {path}: {exc}") from exc
-    return decode(data, cfg.limits)
+class AnalysisStep(StepBase[Frame]):
+    """Frames in, event files and event messages out; no Kafka, no disk."""
 
-
-class Analyzer:
-    """Turns image messages into events: the pure logic plus the writes, no polling."""
-
-    def __init__(self, cfg: Config, producer: KafkaProducer) -> None:
+    def __init__(self, cfg: Config, make_detector: Callable[[], Detector] | None = None) -> None:
         self.cfg = cfg
-        self.producer = producer
-        self.writer = EventWriter(cfg)
+        self.make_detector = make_detector or detector_factory(cfg.analysis.detector)
+        self.params = EpisodeParams(update_every=cfg.analysis.update_every)
         self.cameras: dict[str, CameraState] = {}
+        self.clocks: dict[int | None, float] = {}  # capture clock per partition
         self.counters = AnalysisCounters()
 
-    # -- the RecordHandler protocol of ConsumerLoop
+    # -- the step
 
-    def handle(self, record: Any) -> None:
-        """Analyze one image message."""
-        message = ImageMessage.decode(record.value)
-        tp = TopicPartition(record.topic, record.partition)
-        self.analyze(message, read_image(self.cfg, message), tp)
+    def apply(self, item: Frame, source: Source | None) -> Outputs:
+        """Detect on one frame, close idle episodes, advance this camera's episodes."""
+        state = self.cameras[item.camera_id]
+        out = self._advance_clock(state.partition, item.captured_at)
+        detections = state.detector.process(item.image)
+        if detections:
+            state.recent_hits.append((item.image_id, item.image, state.detector.last_difference))
+        updates = state.tracker.observe(item.image_id, item.seq, item.captured_at, detections)
+        state.last_seq, state.last_captured, state.previous_image_id = item.seq, item.captured_at, item.image_id
+        self._render_changed_keys(state)
+        for update in updates:
+            out.add(self._emit(update, state, item.captured_at))
+        if source is not None:
+            self._count_image()
+        return out
 
-    def flush(self) -> None:
-        """Wait until every event message is acknowledged."""
-        self.producer.flush()
+    def needs_replay(self, item: Frame) -> bool:
+        """State is missing (first frame, restart, rebalance) or stale (a redelivered frame)."""
+        state = self.cameras.get(item.camera_id)
+        return state is None or item.seq <= state.last_seq
 
-    def partitions_revoked(self, partitions: list[TopicPartition]) -> None:
+    def start_replay(self, item: Frame, source: Source) -> None:
+        """Fresh state for the camera, rebuilt next from its stored history."""
+        self.cameras[item.camera_id] = self._fresh(item.camera_id, source.partition)
+
+    def reset(self, item: Frame) -> Outputs:
+        """The detector or tracker raised on this frame: close the camera's episodes, start it afresh."""
+        camera_id = item.camera_id
+        state = self.cameras.get(camera_id)
+        self.counters.detector_errors += 1
+        if state is None:
+            return Outputs()
+        try:
+            return self._close_all(state, item.captured_at)
+        finally:
+            fresh = self._fresh(camera_id, state.partition)
+            fresh.last_seq, fresh.last_captured = item.seq, item.captured_at
+            self.cameras[camera_id] = fresh
+
+    def idle(self, partition: int, idle_s: float) -> Outputs:
+        """No record on this partition for idle_s verified seconds: move its capture clock on."""
+        latest = max((s.last_captured for s in self.cameras.values() if s.partition == partition), default=None)
+        if latest is None:
+            return Outputs()
+        return self._advance_clock(partition, latest + idle_s)
+
+    def wants_idle_ticks(self) -> bool:
+        """Only open episodes can need closing."""
+        return any(s.tracker.has_open() for s in self.cameras.values())
+
+    def revoke(self, partitions: set[int]) -> None:
         """Forget cameras of revoked partitions; whoever gets them warms up from the database."""
-        gone = set(partitions)
-        for camera_id in [c for c, s in self.cameras.items() if s.partition in gone]:
+        for camera_id in [c for c, s in self.cameras.items() if s.partition in partitions]:
             del self.cameras[camera_id]
             logger.info("camera=%s moved to another analyzer; state dropped", camera_id)
+        for partition in partitions:
+            self.clocks.pop(partition, None)
 
     # -- the logic
 
-    def analyze(
-        self, message: ImageMessage, image: np.ndarray, tp: TopicPartition | None = None
-    ) -> list[EpisodeUpdate]:
-        """Detect on one decoded frame, advance its camera's episodes, write and publish updates."""
-        state = self._state_for(message, tp)
-        detections = state.detector.process(image)
-        updates = state.tracker.observe(message.image_id, message.seq, message.captured_at, detections)
-        state.last_seq = message.seq
-        state.previous_image_id = message.image_id
-        for update in updates:
-            self._emit(update, message, image, state)
-        self.counters.images += 1
-        self.counters.last_at = time.time()
-        if not self.counters.first_at:
-            self.counters.first_at = self.counters.last_at
-        return updates
+    def _fresh(self, camera_id: str, partition: int | None) -> CameraState:
+        return CameraState(self.make_detector(), EpisodeTracker(camera_id, self.params), partition)
 
-    def _state_for(self, message: ImageMessage, tp: TopicPartition | None) -> CameraState:
-        state = self.cameras.get(message.camera_id)
-        if state is not None and message.seq > state.last_seq:
-            return state
-        if state is not None:
-            # A replayed frame (redelivery): rebuild from the database so outputs repeat exactly.
-            logger.info("camera=%s seq=%d replayed after seq=%d; rebuilding state",
-                        message.camera_id, message.seq, state.last_seq)
-        state = self._warm_up(message, tp)
-        self.cameras[message.camera_id] = state
-        return state
+    def _advance_clock(self, partition: int | None, captured_at: float) -> Outputs:
+        """Move a partition's capture clock forward and close the episodes of cameras idle behind it."""
+        clock = max(self.clocks.get(partition, captured_at), captured_at)
+        self.clocks[partition] = clock
+        out = Outputs()
+        for state in self.cameras.values():
+            idle = clock - state.last_captured >= self.cfg.analysis.idle_close_s
+            if state.partition == partition and state.tracker.has_open() and idle:
+                logger.info("camera=%s sent no frame for %.1f s; closing its episodes",
+                            state.tracker.camera_id, clock - state.last_captured)
+                out.add(self._close_all(state, state.last_captured))
+        return out
 
-    def _warm_up(self, message: ImageMessage, tp: TopicPartition | None) -> CameraState:
-        """Rebuild a camera's state by replaying its stored history before this frame."""
-        state = CameraState(CameraDetector(), EpisodeTracker(message.camera_id), tp)
-        history = camera_history(self.cfg.images_dir, message.camera_id, message.seq, self.cfg.analysis.warmup_frames)
-        for stored in history:
-            try:
-                frame = decode(stored.path.read_bytes(), self.cfg.limits)
-            except (BadInputError, OSError):
-                continue  # it was dead-lettered the first time too, so skipping it repeats that run
-            detections = state.detector.process(frame)
-            state.tracker.observe(stored.image_id, stored.seq, stored_capture_time(stored.path), detections)
-            state.last_seq = stored.seq
-            state.previous_image_id = stored.image_id
-            state.warmed_frames += 1
-        if history:
-            logger.info("camera=%s warmed up on %d stored frame(s) before seq=%d",
-                        message.camera_id, state.warmed_frames, message.seq)
-        return state
+    def _close_all(self, state: CameraState, captured_at: float) -> Outputs:
+        out = Outputs()
+        for update in state.tracker.finish():
+            out.add(self._emit(update, state, captured_at))
+        return out
 
-    def _emit(self, update: EpisodeUpdate, message: ImageMessage, image: np.ndarray, state: CameraState) -> None:
+    def _render_changed_keys(self, state: CameraState) -> None:
+        """Render the derived images of every open episode whose key frame changed (lazily: only then)."""
+        for event_id, (event_type, key) in state.tracker.open_key_frames().items():
+            current = state.rendered.get(event_id)
+            if current is not None and current.image_id == key.image_id:
+                continue
+            hit = next((h for h in state.recent_hits if h[0] == key.image_id), None)
+            if hit is None:
+                continue  # cannot happen: a key frame is a hit frame while it is recent
+            state.rendered[event_id] = render_key(event_type, state.tracker.camera_id, key.image_id, key.score,
+                                                  key.boxes, hit[1], hit[2])
+
+    def _emit(self, update: EpisodeUpdate, state: CameraState, captured_at: float) -> Outputs:
+        """The files and the event message of one episode step; derived images when the key frame moved."""
         episode = update.episode
-        key_is_current = episode.frames[episode.key_index].image_id == message.image_id
-        diff = state.detector.last_difference if key_is_current else None
-        paths = self.writer.write(episode, image if key_is_current else None, diff)
+        key_id = episode.frames[episode.key_index].image_id
+        rendering = state.rendered.get(episode.event_id)
+        fresh = rendering if rendering is not None and state.written.get(episode.event_id) != key_id else None
+        record, writes = event_writes(self.cfg, episode, fresh)
+        if fresh is not None:
+            state.written[episode.event_id] = key_id
+        if update.phase == "end":
+            state.rendered.pop(episode.event_id, None)
+            state.written.pop(episode.event_id, None)
         event = EventMessage(
             phase=update.phase, event_id=episode.event_id, event_type=episode.event_type,
             camera_id=episode.camera_id, score=round(float(episode.score), 4),
             first_image_id=episode.frames[0].image_id, last_image_id=episode.frames[-1].image_id,
-            key_image_id=episode.frames[episode.key_index].image_id, frame_count=len(episode.frames),
-            record_path=paths["record"], captured_at=message.captured_at,
+            key_image_id=key_id, frame_count=len(episode.frames),
+            record_path=record["paths"]["record"], captured_at=captured_at,
         )
-        self.producer.send(self.cfg.topics.events.name, key=episode.camera_id.encode(), value=event.encode())
-        self._count(update)
-        logger.info("event %s %s camera=%s type=%s score=%.2f frames=%d",
-                    update.phase, episode.event_id, episode.camera_id, episode.event_type,
-                    episode.score, len(episode.frames))
+        self._count_event(update)
+        logger.info("event %s %s camera=%s type=%s score=%.2f frames=%d", update.phase, episode.event_id,
+                    episode.camera_id, episode.event_type, episode.score, len(episode.frames))
+        return Outputs(writes, [Send(self.cfg.topics.events.name, episode.camera_id.encode(), event.encode())])
 
-    def _count(self, update: EpisodeUpdate) -> None:
+    def _count_image(self) -> None:
+        self.counters.images += 1
+        self.counters.last_at = time.time()
+        self.counters.first_at = self.counters.first_at or self.counters.last_at
+
+    def _count_event(self, update: EpisodeUpdate) -> None:
         if update.phase == "start":
             self.counters.events_started += 1
             kind = update.episode.event_type
             self.counters.by_type[kind] = self.counters.by_type.get(kind, 0) + 1
         elif update.phase == "end":
             self.counters.events_ended += 1
+
+
+# -- the stage's I/O side: decoding records and loading history, used by the runner
+
+
+def frame_decoder(cfg: Config) -> Callable[[bytes | None], Frame]:
+    """Parse an image announcement and load its pixels from the image database."""
+    def decode_record(value: bytes | None) -> Frame:
+        message = parse_announcement(cfg, value)
+        image = load_image(cfg, message.path)
+        return Frame(message.camera_id, message.image_id, message.seq, message.captured_at, image)
+    return decode_record
+
+
+def frame_history(cfg: Config) -> Callable[[Frame], Iterator[Callable[[], Frame]]]:
+    """The camera's stored frames before this one (up to analysis.warmup_frames), each as a loader."""
+    def history(item: Frame) -> Iterator[Callable[[], Frame]]:
+        for stored in camera_history(cfg.images_dir, item.camera_id, item.seq, cfg.analysis.warmup_frames):
+            yield functools.partial(_stored_frame, cfg, item.camera_id, stored)
+    return history
+
+
+def _stored_frame(cfg: Config, camera_id: str, stored: StoredImage) -> Frame:
+    """A stored image as the frame its announcement would have given."""
+    image = decode(stored.path.read_bytes(), cfg.limits)
+    return Frame(camera_id, stored.image_id, stored.seq, stored_capture_time(stored.path), image)
+
+
+def analysis_spec(cfg: Config, step: AnalysisStep) -> StageSpec[Frame]:
+    """The analyzer as the runner sees it."""
+    return StageSpec("image-analysis", cfg.groups.analyzer, cfg.topics.images.name,
+                     frame_decoder(cfg), step, frame_history(cfg))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -194,20 +277,17 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
     cli.ensure_data_dirs(cfg)
     stop = stop or cli.stop_event_on_signals()
     ensure_topics(cfg)
-    logger.info("analyzing topic %s as group %s on %s; events to %s",
-                cfg.topics.images.name, cfg.groups.analyzer, cfg.kafka.bootstrap_servers, cfg.events_dir)
-    run_consumer_stage(
-        cfg, "image-analysis", cfg.groups.analyzer, cfg.topics.images.name,
-        lambda producer: Analyzer(cfg, producer), stop,
-        LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages),
-        _progress,
-    )
+    logger.info("analyzing topic %s as group %s on %s with the %s detector; events to %s",
+                cfg.topics.images.name, cfg.groups.analyzer, cfg.kafka.bootstrap_servers,
+                cfg.analysis.detector, cfg.events_dir)
+    step = AnalysisStep(cfg)
+    options = RunOptions(until_idle=args.until_idle, max_messages=args.max_messages)
+    run_stage(cfg, analysis_spec(cfg, step), stop, options, lambda stats: _progress(step, stats))
     return 0
 
 
-def _progress(analyzer: Analyzer, stats: LoopStats) -> None:
-    c = analyzer.counters
+def _progress(step: AnalysisStep, stats: RunStats) -> None:
+    c = step.counters
     types = ", ".join(f"{k}={v}" for k, v in sorted(c.by_type.items())) or "none"
     logger.info("analyzed %d images; events started %d (%s), ended %d; dead-lettered %d; first_at=%.3f last_at=%.3f",
                 c.images, c.events_started, types, c.events_ended, stats.dead_lettered, c.first_at, c.last_at)
-

@@ -25,6 +25,7 @@ from image_pipeline.kafka.clients import close_producer, ensure_topics, make_pro
 from image_pipeline.messages import UploadError
 from image_pipeline.records.imagedb import ImageAnnouncer
 from image_pipeline.sim.synthesis import camera_ids, load_backgrounds, synthesize_camera
+from image_pipeline.storage import check_camera_id
 from image_pipeline.vision.imaging import ImageError, decode, encode_jpeg, inspect
 
 logger = logging.getLogger(__name__)
@@ -287,11 +288,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _camera_for_folder(folder: Path, given: str | None) -> str:
-    from image_pipeline.storage import check_id
-
     name = given or re.sub(r"[^A-Za-z0-9_-]+", "-", folder.resolve().name).strip("-") or "source"
     try:
-        return check_id(name, "camera id")
+        return check_camera_id(name, "camera id")
     except ValueError as exc:
         raise ConfigError(f"--camera-id: {exc}") from None
 

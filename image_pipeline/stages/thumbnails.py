@@ -6,14 +6,14 @@ It shows Kafka fan-out: the analyzer's group and this group each read every imag
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
-from kafka.structs import TopicPartition
 
 from image_pipeline.cli import (
     add_loop_options,
@@ -25,11 +25,12 @@ from image_pipeline.cli import (
     stop_event_on_signals,
 )
 from image_pipeline.config import Config
-from image_pipeline.errors import BadInputError, FatalError
-from image_pipeline.kafka.clients import LoopOptions, LoopStats, run_consumer_stage
+from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
 from image_pipeline.messages import ImageMessage
-from image_pipeline.storage import atomic_write_bytes, safe_join
-from image_pipeline.vision.imaging import decode, encode_jpeg
+from image_pipeline.records.imagedb import load_image, parse_announcement
+from image_pipeline.stages.step import FileWrite, Outputs, Source, StageSpec, StepBase
+from image_pipeline.storage import safe_join
+from image_pipeline.vision.imaging import encode_jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -63,67 +64,56 @@ def derived_paths(original: Path) -> tuple[Path, Path]:
     return original.with_name(stem + GRAY_SUFFIX), original.with_name(stem + THUMB_SUFFIX)
 
 
-class ThumbnailHandler:
-    """Decodes one image announcement and writes its derived images atomically."""
+@dataclass(frozen=True)
+class Original:
+    """An announced image with its decoded pixels: the thumbnail step's input."""
 
-    def __init__(self, cfg: Config, fsync: bool = True) -> None:
-        self.cfg = cfg
-        self.fsync = fsync
+    message: ImageMessage
+    path: Path
+    image: np.ndarray
+
+
+class ThumbnailStep(StepBase[Original]):
+    """Derives a grayscale copy and a thumbnail of each image; no Kafka, no disk."""
+
+    def __init__(self) -> None:
         self.written = 0
 
-    def handle(self, record: Any) -> None:
-        """Process one images-topic record; bad input raises BadInputError (→ dead letter)."""
-        message = ImageMessage.decode(record.value)
-        original = safe_join(self.cfg.images_dir, message.path)
-        try:
-            data = original.read_bytes()
-        except FileNotFoundError:
-            raise BadInputError(f"announced image is missing from the image database: {message.path}") from None
-        except IsADirectoryError:
-            raise BadInputError(f"announced path is a folder: {message.path}") from None
-        except OSError as exc:
-            raise FatalError(f"cannot read {message.path}: {exc}") from exc
-        derived = derive(decode(data, self.cfg.limits))
-        gray_path, thumb_path = derived_paths(original)
-        try:
-            atomic_write_bytes(gray_path, derived.gray, fsync=self.fsync)
-            atomic_write_bytes(thumb_path, derived.thumb, fsync=self.fsync)
-        except OSError as exc:
-            raise FatalError(f"cannot write derived images of {message.image_id}: {exc}") from exc
+    def apply(self, item: Original, source: Source | None) -> Outputs:
+        """The two derived files, next to the original."""
+        derived = derive(item.image)
+        gray_path, thumb_path = derived_paths(item.path)
         self.written += 1
-        logger.debug(
-            "derived image=%s camera=%s partition=%s offset=%s",
-            message.image_id, message.camera_id, record.partition, record.offset,
-        )
-
-    def flush(self) -> None:
-        """Nothing to flush: every write is atomic and fsynced before handle() returns."""
-
-    def partitions_revoked(self, partitions: list[TopicPartition]) -> None:
-        """No per-partition state to forget."""
+        return Outputs([FileWrite(gray_path, derived.gray), FileWrite(thumb_path, derived.thumb)])
 
 
-def run(cfg: Config, stop: Any, options: LoopOptions) -> LoopStats:
+def original_decoder(cfg: Config) -> Callable[[bytes | None], Original]:
+    """Parse an image announcement and load the original from the image database."""
+    def decode_record(value: bytes | None) -> Original:
+        message = parse_announcement(cfg, value)
+        return Original(message, safe_join(cfg.images_dir, message.path), load_image(cfg, message.path))
+    return decode_record
+
+
+def run(cfg: Config, stop: threading.Event, options: RunOptions) -> RunStats:
     """Consume the images topic in the thumbnails group until stopped or idle."""
     ensure_data_dirs(cfg)
-    handler = ThumbnailHandler(cfg)
+    step = ThumbnailStep()
     started = time.monotonic()
 
-    def progress(stats: LoopStats) -> None:
+    def progress(stats: RunStats) -> None:
         elapsed = max(time.monotonic() - started, 1e-6)
         logger.info(
             "progress processed=%d derived=%d dead_lettered=%d rate=%.1f/s",
-            stats.processed, handler.written, stats.dead_lettered, stats.processed / elapsed,
+            stats.processed, step.written, stats.dead_lettered, stats.processed / elapsed,
         )
 
     logger.info(
         "thumbnails consumer started topic=%s group=%s data=%s kafka=%s",
         cfg.topics.images.name, cfg.groups.thumbnails, cfg.data_dir, cfg.kafka.bootstrap_servers,
     )
-    stats = run_consumer_stage(
-        cfg, CLIENT, cfg.groups.thumbnails, cfg.topics.images.name, lambda _producer: handler, stop, options,
-        lambda _handler, stats: progress(stats),
-    )
+    spec = StageSpec(CLIENT, cfg.groups.thumbnails, cfg.topics.images.name, original_decoder(cfg), step)
+    stats = run_stage(cfg, spec, stop, options, progress)
     logger.info("thumbnails consumer stopped")
     return stats
 
@@ -138,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args.log_level)
         cfg = load_from_args(args)
         stop = stop_event_on_signals()
-        run(cfg, stop, LoopOptions(until_idle=args.until_idle, max_messages=args.max_messages))
+        run(cfg, stop, RunOptions(until_idle=args.until_idle, max_messages=args.max_messages))
         return 0
 
     return run_main("image_thumbnails.py", body)

@@ -139,6 +139,14 @@ class EpisodeTracker:
         self._pending.clear()
         return updates
 
+    def open_key_frames(self) -> dict[str, tuple[str, FrameHit]]:
+        """Event type and current key frame of each open episode, by event id (no copies: read, don't change)."""
+        return {ep.event_id: (ep.event_type, ep.frames[ep.key_index]) for ep in self._open.values()}
+
+    def has_open(self) -> bool:
+        """Whether any episode is open."""
+        return bool(self._open)
+
     def open_episodes(self) -> list[Episode]:
         """Snapshots of the episodes still open."""
         return [self._open[t].snapshot() for t in EVENT_TYPES if t in self._open]

@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from image_pipeline.messages import ImageMessage, UploadError
 from image_pipeline.records.imagedb import ImageAnnouncer, camera_history
-from image_pipeline.storage import UnsafePathError, check_id, safe_join
+from image_pipeline.storage import UnsafePathError, check_camera_id, safe_join
 from image_pipeline.vision.imaging import ImageError, decode, sniff_format
 from image_pipeline.web import UPLOAD_DELIVERY_TIMEOUT_MS, WebServices, services
 
@@ -99,7 +99,7 @@ def upload() -> Any:
     filename = file.filename or ""
     data = file.read()
     try:
-        check_id(camera_id, "camera_id")
+        check_camera_id(camera_id)
     except UnsafePathError as exc:
         return _refuse(svc, 400, str(exc), filename, camera_id, len(data))
     try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -126,6 +128,21 @@ def _run_body(prog: str, body: Callable[[], int]) -> int:
 
 
 def ensure_data_dirs(cfg: Config) -> None:
-    """Create the data folders if they are missing."""
-    for folder in (cfg.images_dir, cfg.events_dir, cfg.alerts_dir):
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    """Create the data folders if they are missing; a FatalError naming the folder if one is not writable.
+
+    A folder bind-mounted into the container belongs to whoever cloned the project, often not the
+    image's uid 1000. The check writes a file rather than asking os.access, which says yes to root
+    even on a read-only mount.
+    """
+    for folder in (Path(cfg.images_dir), Path(cfg.events_dir), Path(cfg.alerts_dir)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            raise FatalError(
+                f"cannot write to the data folder {folder} ({exc.strerror or type(exc).__name__},"
+                f" as uid {os.getuid()} gid {os.getgid()}); make it writable for that user, or in Docker"
+                " build the image with your own ids: --build-arg PIPELINE_UID=$(id -u)"
+                " --build-arg PIPELINE_GID=$(id -g) (README.md, Docker)"
+            ) from None

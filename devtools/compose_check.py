@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 SERVICE = "pipeline"
 CONTAINER_NAME = "pipeline_container"
@@ -81,44 +83,52 @@ def compose_cli_problems(path: Path, profiles: list[str], timeout_s: float = 60.
 
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of a Dockerfile, with continuation lines joined and comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not pending):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        full = (pending + line).strip()
-        pending = ""
-        if full:
-            keyword, _, rest = full.partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
+    """(INSTRUCTION, arguments) of a Dockerfile as dockerfile-parse reads it, comments dropped."""
+    parser = DockerfileParser(path=str(path))
+    return [(str(item["instruction"]).upper(), str(item["value"])) for item in parser.structure
+            if item["instruction"] != "COMMENT"]
+
+
+def final_stage(path: Path) -> list[tuple[str, str]]:
+    """The instructions of the Dockerfile's last stage, from its FROM on."""
+    instructions = dockerfile_instructions(path)
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[-1]:] if starts else instructions
 
 
 def dockerfile_workdir(path: Path) -> str:
     """The final stage's last WORKDIR (where the scripts and data folders are)."""
-    workdir = DEFAULT_WORKDIR
-    for keyword, rest in dockerfile_instructions(path):
-        if keyword == "FROM":
-            workdir = "/"
-        elif keyword == "WORKDIR":
+    workdir = "/"
+    for keyword, rest in final_stage(path):
+        if keyword == "WORKDIR":
             workdir = rest if rest.startswith("/") else f"{workdir.rstrip('/')}/{rest}"
     return workdir
 
 
+def _exec_form(path: Path, what: str, text: str) -> list[str]:
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{path}: {what} must be a JSON list of strings")
+    return value
+
+
 def dockerfile_cmd(path: Path) -> list[str]:
     """The last CMD of a Dockerfile, which must be in exec (JSON) form."""
-    cmds = [rest for keyword, rest in dockerfile_instructions(path) if keyword == "CMD"]
-    if not cmds:
+    cmd = DockerfileParser(path=str(path)).cmd
+    if not cmd:
         raise ValueError(f"{path}: no CMD")
-    value = json.loads(cmds[-1])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{path}: CMD must be a JSON list of strings")
-    return value
+    return _exec_form(path, "CMD", cmd)
+
+
+def dockerfile_healthcheck(path: Path) -> list[str] | None:
+    """The final stage's HEALTHCHECK command in exec form, or None when it has none (or NONE)."""
+    checks = [rest for keyword, rest in final_stage(path) if keyword == "HEALTHCHECK"]
+    if not checks or checks[-1].strip().upper() == "NONE":
+        return None
+    parts = re.split(r"(?:^|\s)CMD\s+", checks[-1], maxsplit=1)
+    if len(parts) != 2:
+        raise ValueError(f"{path}: HEALTHCHECK without CMD")
+    return _exec_form(path, "HEALTHCHECK CMD", parts[1])
 
 
 # ---------------------------------------------------------------- parsing compose entries
@@ -174,20 +184,52 @@ def structural_problems(doc: Any, base_dir: Path) -> list[str]:
     declared = doc.get("volumes") or {}
     problems = _main_service_problems(main, base_dir, declared)
     workdir = _workdir(main, base_dir)
+    image_check = _image_healthcheck(main, base_dir)
     for name, service in services.items():
         if name != SERVICE:
             problems += _client_problems(name, service, main, workdir, declared)
+            problems += _client_health_problems(name, service, image_check)
     return problems
 
 
-def _workdir(main: dict[str, Any], base_dir: Path) -> str:
+def _dockerfile(main: dict[str, Any], base_dir: Path) -> Path | None:
     build = main.get("build")
     if isinstance(build, str):
         build = {"context": build}
     if not isinstance(build, dict):
-        return DEFAULT_WORKDIR
+        return None
     dockerfile = base_dir / str(build.get("context", ".")) / str(build.get("dockerfile", "Dockerfile"))
-    return dockerfile_workdir(dockerfile) if dockerfile.is_file() else DEFAULT_WORKDIR
+    return dockerfile if dockerfile.is_file() else None
+
+
+def _workdir(main: dict[str, Any], base_dir: Path) -> str:
+    dockerfile = _dockerfile(main, base_dir)
+    return dockerfile_workdir(dockerfile) if dockerfile else DEFAULT_WORKDIR
+
+
+def _image_healthcheck(main: dict[str, Any], base_dir: Path) -> list[str] | None:
+    dockerfile = _dockerfile(main, base_dir)
+    return dockerfile_healthcheck(dockerfile) if dockerfile else None
+
+
+def _client_health_problems(name: str, service: Any, image_check: list[str] | None) -> list[str]:
+    """A client runs the broker's image, so it inherits the image's HEALTHCHECK unless it says otherwise."""
+    if image_check is None or not isinstance(service, dict):
+        return []
+    where = f"services.{name}.healthcheck"
+    health = service.get("healthcheck")
+    if isinstance(health, dict) and health.get("disable") is True:
+        return []
+    test = health.get("test") if isinstance(health, dict) else None
+    if test in (["NONE"], "NONE"):
+        return []
+    inherited = f"the image's HEALTHCHECK ({shlex.join(image_check)}) checks the broker, not this client,"
+    if not test:
+        return [f"{where}: missing; {inherited} and marks the client unhealthy in its own container:"
+                " declare healthcheck: {disable: true} or a check of its own"]
+    if test in (["CMD", *image_check], f"CMD-SHELL {shlex.join(image_check)}"):
+        return [f"{where}.test: repeats {inherited} use healthcheck: {{disable: true}} or a check of its own"]
+    return []
 
 
 def _main_service_problems(main: dict[str, Any], base_dir: Path, declared: Any) -> list[str]:

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint kafka broker-start broker-stop clean-data
+.PHONY: test container-test demo bench lint kafka broker-start broker-stop clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: kafka lint
 	trap '$(PY) -m image_pipeline.kafka.broker stop --purge --port '$$port EXIT; \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$$port PIPELINE_TEST_BROKER_PORT=$$port \
 		$(PY) -m pytest $(PYTEST_ARGS)
+	@if command -v podman >/dev/null 2>&1; then $(MAKE) --no-print-directory container-test; \
+	else echo "podman is not installed: container-test skipped (.ci/run installs it)"; fi
+
+# Builds the image with podman and walks the README's Docker section (devtools/container/).
+container-test: kafka
+	$(PY) -m devtools.container
 
 demo: kafka
 	$(PY) -m devtools.demo

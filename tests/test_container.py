@@ -1,15 +1,16 @@
-"""The Docker image's parts, checked natively: there is no Docker engine to build or run it here.
+"""The Docker image's parts, checked natively and fast; `make container-test` builds and runs the image itself.
 
 hadolint lints the Dockerfile, compose_check (with docker-compose v1 when installed) checks the
-compose file, and the image's own CMD and HEALTHCHECK are run against an /opt/kafka-like
-layout built from the cached Kafka jars, with one image sent through the pipeline.
+compose file, the image's own CMD and HEALTHCHECK are run against an /opt/kafka-like layout built
+from the cached Kafka jars, and the container test driver's pure parts (devtools/container) are
+checked against the README and the Dockerfile. The podman run itself is not a pytest test: it is
+`make container-test`, its own step of `make test`, so the pytest run stays fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,8 @@ import pytest
 import yaml
 
 from devtools import compose_check
+from devtools.container import engine, flow, standins
+from devtools.container.readme import Readme, bind_ports_to_loopback, compose_ports_to_loopback, to_podman
 from devtools.runner import write_config
 from image_pipeline.config import PROJECT_ROOT
 from image_pipeline.kafka import broker
@@ -41,28 +45,27 @@ IMAGE_INTERNAL = ("pipeline", 19092)
 # ---------------------------------------------------------------- reading the Dockerfile
 
 
+# Where the image keeps its own Java; a native run keeps the host's.
+IMAGE_ONLY_ENV = ("PATH", "JAVA_HOME")
+
+
 def dockerfile_env() -> dict[str, str]:
-    """The ENV of the Dockerfile's final stage (KEY=VALUE form)."""
+    """The ENV of the Dockerfile's final stage (KEY=VALUE form), less the image's own PATH and JAVA_HOME."""
     env: dict[str, str] = {}
-    for keyword, rest in compose_check.dockerfile_instructions(DOCKERFILE):
-        if keyword == "FROM":
-            env = {}
-        elif keyword == "ENV":
+    for keyword, rest in compose_check.final_stage(DOCKERFILE):
+        if keyword == "ENV":
             for item in shlex.split(rest):
                 key, sep, value = item.partition("=")
                 assert sep, f"ENV {item!r}: use the KEY=VALUE form"
                 env[key] = value
-    return env
+    return {k: v for k, v in env.items() if k not in IMAGE_ONLY_ENV}
 
 
 def healthcheck_cmd() -> list[str]:
     """The exec-form command of the Dockerfile's HEALTHCHECK."""
-    checks = [rest for keyword, rest in compose_check.dockerfile_instructions(DOCKERFILE) if keyword == "HEALTHCHECK"]
-    assert checks, "the Dockerfile has no HEALTHCHECK"
-    _, _, command = checks[-1].partition("CMD ")
-    value = json.loads(command)
-    assert isinstance(value, list)
-    return value
+    check = compose_check.dockerfile_healthcheck(DOCKERFILE)
+    assert check, "the Dockerfile has no HEALTHCHECK"
+    return check
 
 
 def option(cmd: list[str], name: str) -> str:
@@ -228,6 +231,119 @@ def test_dockerignore_keeps_the_code_and_leaves_out_state_and_data() -> None:
                 "image_database/cam-1/000001.jpg", "image_event_alerts/x.json", "tests/conftest.py",
                 "image_pipeline/__pycache__/broker.cpython-311.pyc"]
     assert [p for p in unwanted if not dockerignored(p, patterns)] == []
+
+
+# ---------------------------------------------------------------- bug 1: clients inherit the image's HEALTHCHECK
+
+
+def test_compose_check_wants_clients_to_switch_off_the_image_healthcheck(tmp_path: Path) -> None:
+    shutil.copy(DOCKERFILE, tmp_path / "Dockerfile")
+    doc = yaml.safe_load(COMPOSE_FILE.read_text())
+    doc["services"]["analysis"].pop("healthcheck", None)
+    doc["services"]["alert"]["healthcheck"] = {"test": ["CMD", *healthcheck_cmd()]}
+    doc["services"]["web"]["healthcheck"] = {"test": ["CMD", "python", "-c", "print('a check of its own')"]}
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text(yaml.safe_dump(doc))
+    problems, _ = compose_check.check_file(bad, run_cli=False)
+    assert sorted(p.split(":")[0] for p in problems) == ["services.alert.healthcheck.test", "services.analysis.healthcheck"]
+    assert all("healthcheck: {disable: true}" in p for p in problems)
+
+
+# ---------------------------------------------------------------- bug 2: building with ids the base image has
+
+# Debian's own accounts in the base image: gid 20 is dialout (staff on macOS), 100 users.
+BASE_ACCOUNTS = {"group": "root:x:0:\ndialout:x:20:\nusers:x:100:\n", "passwd": "root:x:0:0:root:/root:/bin/bash\n"}
+FAKE_SHADOW = '''#!{python}
+"""getent, groupadd and useradd over $FAKE_ETC, refusing a taken id without -o as shadow's tools do."""
+import os, sys
+from pathlib import Path
+etc, tool, args = Path(os.environ["FAKE_ETC"]), Path(sys.argv[0]).name, sys.argv[1:]
+def rows(db): return [line.split(":") for line in (etc / db).read_text().splitlines()]
+def opt(name): return args[args.index(name) + 1]
+unique = not {{"-o", "--non-unique"}} & set(args)
+if tool == "getent":
+    sys.exit(0 if any(args[1] in (r[0], r[2]) for r in rows(args[0])) else 2)
+if tool == "groupadd":
+    if unique and any(r[2] == opt("--gid") for r in rows("group")):
+        sys.exit(f"groupadd: GID '{{opt('--gid')}}' already exists")
+    (etc / "group").open("a").write(f"{{args[-1]}}:x:{{opt('--gid')}}:\\n")
+if tool == "useradd":
+    if unique and any(r[2] == opt("--uid") for r in rows("passwd")):
+        sys.exit(f"useradd: UID {{opt('--uid')}} is not unique")
+    if not any(opt("--gid") in (r[0], r[2]) for r in rows("group")):
+        sys.exit(f"useradd: group '{{opt('--gid')}}' does not exist")
+    (etc / "passwd").open("a").write(f"{{args[-1]}}:x:{{opt('--uid')}}:{{opt('--gid')}}::/home:/bin/bash\\n")
+'''
+
+
+def user_creation_script() -> str:
+    """The final stage's RUN that creates the image's user."""
+    runs = [rest for keyword, rest in compose_check.final_stage(DOCKERFILE) if keyword == "RUN" and "useradd" in rest]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize(("uid", "gid"), [(1000, 1000), (501, 20), (1000, 100), (0, 0)])
+def test_image_user_builds_with_ids_the_base_image_already_has(tmp_path: Path, uid: int, gid: int) -> None:
+    etc, bin_dir = tmp_path / "etc", tmp_path / "bin"
+    etc.mkdir()
+    bin_dir.mkdir()
+    for name, text in BASE_ACCOUNTS.items():
+        (etc / name).write_text(text)
+    fake = bin_dir / "getent"
+    fake.write_text(FAKE_SHADOW.format(python=sys.executable))
+    fake.chmod(0o755)
+    for tool in ("groupadd", "useradd"):
+        (bin_dir / tool).symlink_to(fake)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_ETC": str(etc), "PIPELINE_UID": str(uid), "PIPELINE_GID": str(gid)}
+    # Docker runs a RUN line with /bin/sh -c, its ARGs in the environment.
+    result = subprocess.run(["sh", "-c", user_creation_script()], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert str(gid) in [row.split(":")[2] for row in (etc / "group").read_text().splitlines()]
+    assert str(uid) in [row.split(":")[2] for row in (etc / "passwd").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------- the container test driver, without podman
+
+# Every README command `make container-test` runs; a README edit that drops one fails here first.
+DRIVEN = [
+    "docker compose build", "docker build -t image-pipeline .", "docker build -t image-pipeline --build-arg",
+    "docker run -d", "docker exec -it pipeline_container bash", "docker exec -it pipeline_container python -m",
+    "docker compose up -d", "docker compose ps", "docker compose --profile clients up",
+    "docker compose exec pipeline ls", "docker cp pipeline_container:", "ls image_database/",
+    "docker compose --profile clients down", "docker compose down --volumes", "docker stop pipeline_container",
+    "docker rm pipeline_container", "docker volume rm image-pipeline-kafka-data", "./clean_image_dirs.sh",
+    ".venv/bin/python image_receiving.py --bootstrap-servers localhost:9092",
+]
+
+
+def test_readme_has_every_command_the_container_test_runs() -> None:
+    readme = Readme.load(DOCKER_DOC)
+    for prefix in DRIVEN:
+        readme.find(prefix)
+    scripts = [line.split()[5] for line in readme.client_lines()]
+    assert set(scripts) == {*flow.BOUNDS, "web_server.py"}
+
+
+def test_readme_commands_become_podman_commands_on_loopback() -> None:
+    assert to_podman("docker build -t image-pipeline .") == "podman build --format docker -t image-pipeline ."
+    assert to_podman("PIPELINE_UID=$(id -u) docker compose build") == "PIPELINE_UID=$(id -u) docker-compose build"
+    assert to_podman("docker exec -it pipeline_container bash") == "podman exec -it pipeline_container bash"
+    run = bind_ports_to_loopback(Readme.load(DOCKER_DOC).find("docker run -d"), {9092: 9092, 5000: 5001})
+    assert "-p 127.0.0.1:9092:9092 -p 127.0.0.1:5001:5000 " in run
+    doc = yaml.safe_load(compose_ports_to_loopback(COMPOSE_FILE.read_text(), {9092: 9092, 5000: 5001}))
+    assert doc["services"]["pipeline"]["ports"] == ["127.0.0.1:9092:9092", "127.0.0.1:5001:5000"]
+
+
+def test_every_base_image_has_a_stand_in_and_podman_gets_this_vms_settings(tmp_path: Path) -> None:
+    bases = ["docker.io/apache/kafka:4.1.1", "docker.io/library/python:3.11-slim-bookworm"]
+    assert standins.base_images(DOCKERFILE) == bases
+    env = engine.write_config(tmp_path / "conf", state=tmp_path / "state", run=tmp_path / "run")
+    conf = tomllib.loads(Path(env["CONTAINERS_CONF"]).read_text())
+    assert conf["containers"]["default_ulimits"] == ["nofile=20000:20000", "nproc=32768:32768"]
+    assert (conf["engine"]["runtime"], conf["engine"]["cgroup_manager"]) == ("runc", "cgroupfs")
+    storage = tomllib.loads(Path(env["CONTAINERS_STORAGE_CONF"]).read_text())
+    assert storage["storage"]["graphroot"] == str(tmp_path / "state" / "storage")
 
 
 # ---------------------------------------------------------------- the image's command, natively

@@ -36,9 +36,11 @@ def isolated_config(cfg: Config, root: Path, image_partitions: int = 2, tag: str
         alerts=TopicConfig(f"alerts-{tag}", 1),
         dead_letter=TopicConfig(f"dlq-{tag}", 1),
         errors=TopicConfig(f"errors-{tag}", 1),
+        camera_status=TopicConfig(f"camera-status-{tag}", 1),
     )
     groups = dataclasses.replace(
-        cfg.groups, analyzer=f"analysis-{tag}", alerter=f"alert-{tag}", thumbnails=f"thumbs-{tag}"
+        cfg.groups, analyzer=f"analysis-{tag}", alerter=f"alert-{tag}", thumbnails=f"thumbs-{tag}",
+        camera_monitor=f"monitor-{tag}",
     )
     for folder in (cfg.paths.images, cfg.paths.events, cfg.paths.alerts):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -53,6 +55,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     raw.pop("base_dir", None)
     raw["paths"]["data_dir"] = str(cfg.data_dir)
     raw["paths"]["originals"] = str(cfg.originals_dir)
+    raw["cameras"] = list(raw["cameras"])
     raw["subscriptions"] = [
         {**s, "cameras": list(s["cameras"]), "event_types": list(s["event_types"])} for s in raw["subscriptions"]
     ]

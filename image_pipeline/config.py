@@ -12,6 +12,7 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from image_pipeline.cameras.settings import CameraConfig, validate_cameras
 from image_pipeline.message_checks import MAX_SIDE
 from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
 from image_pipeline.storage import MAX_CAMERA_ID_LEN, UnsafePathError, brief_repr, check_camera_id, check_id
@@ -46,6 +47,7 @@ class TopicsConfig:
     alerts: TopicConfig = TopicConfig("image-alerts", 1)
     dead_letter: TopicConfig = TopicConfig("image-dead-letter", 1)
     errors: TopicConfig = TopicConfig("image-errors", 1)
+    camera_status: TopicConfig = TopicConfig("camera-status", 1)
 
     def all(self) -> list[TopicConfig]:
         """Every topic of the pipeline."""
@@ -57,6 +59,7 @@ class GroupsConfig:
     analyzer: str = "image-analysis"
     alerter: str = "image-alert"
     thumbnails: str = "image-thumbnails"
+    camera_monitor: str = "camera-monitor"
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     subscriptions: tuple[Subscription, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()  # real cameras (cameras/); empty: the receiver synthesizes
     # Folder that relative data paths are resolved against (the config file's folder).
     base_dir: str = str(PROJECT_ROOT)
 
@@ -328,6 +332,13 @@ def _validate(cfg: Config) -> None:
             f" (known: {', '.join(DETECTOR_NAMES)})"
         )
     _check_subscriptions(cfg.subscriptions)
+    try:
+        validate_cameras(cfg.cameras)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for i, cam in enumerate(cfg.cameras):
+        if cam.size:
+            parse_size(cam.size, f"cameras[{i}].size")
 
 
 def parse_size(text: str, where: str = "size") -> tuple[int, int]:

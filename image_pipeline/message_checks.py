@@ -96,6 +96,16 @@ def _id_check(check: Callable[[str], str], max_len: int) -> Check:
     return check_value
 
 
+def _optional(check: Check) -> Check:
+    """A check that also accepts null (JSON's none)."""
+
+    def check_value(value: Any) -> None:
+        if value is not None:
+            check(value)
+
+    return check_value
+
+
 def _escapes(path: str) -> bool:
     return path.startswith("/") or "\\" in path or "\x00" in path or ".." in PurePosixPath(path).parts
 

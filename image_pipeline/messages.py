@@ -33,6 +33,7 @@ from image_pipeline.message_checks import (
     MAX_INT_DIGITS,
     MAX_MESSAGE_BYTES,
     MAX_SEQ,
+    MAX_TEXT,
     Check,
     _alertees,
     _base64,
@@ -40,7 +41,9 @@ from image_pipeline.message_checks import (
     _flag,
     _integer,
     _key_base64,
+    _number,
     _one_of,
+    _optional,
     _optional_sha256,
     _relative_path,
     _text,
@@ -169,7 +172,7 @@ class ImageMessage(_Message):
     """Announces one stored image on the images topic; keyed by camera_id."""
 
     SCHEMA = "image"
-    SOURCES: ClassVar[tuple[str, ...]] = ("synthetic", "directory", "upload")
+    SOURCES: ClassVar[tuple[str, ...]] = ("synthetic", "directory", "upload", "camera")
     image_id: str
     camera_id: str
     seq: int
@@ -177,7 +180,7 @@ class ImageMessage(_Message):
     width: int
     height: int
     captured_at: float  # epoch seconds, taken by the receiver
-    source: str = "synthetic"  # synthetic | directory | upload
+    source: str = "synthetic"  # synthetic | directory | upload | camera (a configured camera)
 
     FIELDS: ClassVar[dict[str, Check]] = {
         "image_id": _ID, "camera_id": _CAMERA, "seq": _SEQ, "path": _TEXT, "width": _SIDE,
@@ -299,6 +302,35 @@ class UploadError(_Message):
     FIELDS: ClassVar[dict[str, Check]] = {
         "status": _integer(100, 599), "error": _text(MAX_ERROR_TEXT), "filename": _FREE_TEXT,
         "camera_id": _FREE_TEXT, "size": _integer(0, 2**63 - 1), "received_at": _TIME,
+    }
+
+
+@dataclass(frozen=True)
+class CameraStatus(_Message):
+    """A configured camera's health on the camera-status topic, keyed by camera_id (docs/messages.md)."""
+
+    SCHEMA = "camera-status"
+    STATES: ClassVar[tuple[str, ...]] = ("connecting", "online", "offline", "ended")
+    camera_id: str
+    state: str  # connecting | online | offline | ended (a file played to its end)
+    since: float  # when the camera entered this state
+    source_kind: str
+    frames_read: int  # frames taken from the source
+    frames_kept: int  # frames stored and announced
+    frames_dropped: int  # frames the fps sampling skipped, or the receiver could not keep up with
+    reconnects: int
+    last_frame_at: float | None  # wall clock at grab of the last kept frame
+    last_image_id: str | None
+    offline_after_s: float  # how long offline before it is an `offline` event
+    reason: str = ""  # why offline or ended, one line
+    reported_at: float = field(default_factory=time.time)
+
+    FIELDS: ClassVar[dict[str, Check]] = {
+        "camera_id": _CAMERA, "state": _one_of(STATES), "since": _TIME, "source_kind": _NAME,
+        "frames_read": _integer(0, 2**63 - 1), "frames_kept": _integer(0, 2**63 - 1),
+        "frames_dropped": _integer(0, 2**63 - 1), "reconnects": _integer(0, 2**63 - 1),
+        "last_frame_at": _optional(_TIME), "last_image_id": _optional(_ID),
+        "offline_after_s": _number(0.1, 86_400.0), "reason": _text(MAX_TEXT, empty=True), "reported_at": _TIME,
     }
 
 

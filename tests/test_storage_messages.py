@@ -235,7 +235,7 @@ def test_bad_event_fields_are_refused_naming_the_field(field: str, value: object
     ("field", "value"),
     [
         ("seq", 10**12), ("seq", True), ("height", 100_001), ("width", True), ("image_id", "cam-01-00000001\n"),
-        ("camera_id", "cam 01"), ("camera_id", "c" * 65), ("source", "camera"), ("source", ""),
+        ("camera_id", "cam 01"), ("camera_id", "c" * 65), ("source", "webcam"), ("source", ""),
         ("captured_at", 1e300), ("captured_at", -5), ("image_id", "\ud800"),
     ],
 )

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from image_pipeline.config import EVENT_TYPES, PROJECT_ROOT
+from image_pipeline.config import PROJECT_ROOT
+from image_pipeline.model import VISUAL_EVENT_TYPES
 from image_pipeline.sim.synthesis import (
     GAP,
     camera_ids,
@@ -49,7 +50,7 @@ def test_script_has_every_happening_type_when_frames_at_least_100(frames: int) -
     for seed in range(20):
         for cam in camera_ids(4):
             script = plan_script(cam, frames, seed)
-            assert {h.type for h in script} >= set(EVENT_TYPES), (seed, cam)
+            assert {h.type for h in script} >= set(VISUAL_EVENT_TYPES), (seed, cam)
             assert script[0].start >= 10
             for prev, nxt in itertools.pairwise(script):
                 assert nxt.start - prev.end >= GAP[0]  # quiet stretch between happenings

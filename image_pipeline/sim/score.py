@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from image_pipeline.config import ConfigError, load_config
-from image_pipeline.model import EVENT_TYPES, Box
+from image_pipeline.model import VISUAL_EVENT_TYPES, Box
 
 logger = logging.getLogger(__name__)
 IOU_MIN = 0.3
@@ -71,7 +71,7 @@ class TypeScore:
 class ScoreReport:
     """Per-type scores plus intrusions raised where no intrusion happened."""
 
-    types: dict[str, TypeScore] = field(default_factory=lambda: {t: TypeScore() for t in EVENT_TYPES})
+    types: dict[str, TypeScore] = field(default_factory=lambda: {t: TypeScore() for t in VISUAL_EVENT_TYPES})
     spurious_intrusions: int = 0
 
     def to_dict(self) -> dict[str, Any]:

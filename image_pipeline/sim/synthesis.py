@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from image_pipeline.model import EVENT_TYPES
+from image_pipeline.model import VISUAL_EVENT_TYPES
 from image_pipeline.sim.walkers import Walker, contrasting, draw_walker, walker_geometry
 
 BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -139,7 +139,7 @@ def _params(kind: str, rng: np.random.Generator, length: int) -> dict[str, Any]:
 def plan_script(camera_id: str, frames: int, seed: int) -> list[Happening]:
     """The camera's script of happenings, in time order, drawn from (seed, camera_id)."""
     rng = stable_rng(seed, camera_id, "script")
-    kinds = [str(k) for k in rng.permutation(list(EVENT_TYPES))]
+    kinds = [str(k) for k in rng.permutation(list(VISUAL_EVENT_TYPES))]
     extra_choices = ["intrusion", "intrusion", "tamper", "lighting_change", "scene_change"]
     for _ in range(max(0, (frames - 90) // 50)):
         kinds.insert(int(rng.integers(0, len(kinds) + 1)), extra_choices[int(rng.integers(len(extra_choices)))])
@@ -166,7 +166,7 @@ def plan_script(camera_id: str, frames: int, seed: int) -> list[Happening]:
 
 def single_happening(kind: str, camera_id: str, start: int, length: int, seed: int) -> list[Happening]:
     """A script with one happening of the given type (for tests and demos), parameters drawn from seed."""
-    if kind not in EVENT_TYPES:
+    if kind not in VISUAL_EVENT_TYPES:
         raise ValueError(f"unknown happening type {kind!r}")
     rng = stable_rng(seed, camera_id, f"single-{kind}")
     return [Happening(kind, f"{camera_id}-ep01", start, length, _params(kind, rng, length))]

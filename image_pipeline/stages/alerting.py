@@ -61,6 +61,9 @@ def alertees_for(subscriptions: tuple[Subscription, ...], event: EventMessage) -
 
 def summary_of(event: EventMessage) -> str:
     """One sentence saying what happened where."""
+    if event.event_type == EventType.OFFLINE:  # captured_at: when the outage began (stages/camera_monitor.py)
+        since = time.strftime("%H:%M UTC on %Y-%m-%d", time.gmtime(event.captured_at))
+        return f"Camera {event.camera_id} offline since {since}: no frame from it."
     what = SUMMARIES.get(EventType(event.event_type), f"A {event.event_type} event on")
     return f"{what} camera {event.camera_id} (score {event.score:.2f}), starting at image {event.first_image_id}."
 

@@ -32,6 +32,7 @@ from image_pipeline.records.imagedb import (
     parse_announcement,
     stored_capture_time,
 )
+from image_pipeline.stages.camera_monitor import start_monitor
 from image_pipeline.stages.step import Outputs, Send, Source, StageSpec, StepBase
 from image_pipeline.vision.detector import Detector, detector_factory
 from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
@@ -282,7 +283,14 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = No
                 cfg.analysis.detector, cfg.events_dir)
     step = AnalysisStep(cfg)
     options = RunOptions(until_idle=args.until_idle, max_messages=args.max_messages)
-    run_stage(cfg, analysis_spec(cfg, step), stop, options, lambda stats: _progress(step, stats))
+    # Offline cameras become events beside the frames' (stages/camera_monitor.py says why there).
+    monitor_stop = threading.Event()
+    monitor = start_monitor(cfg, monitor_stop)
+    try:
+        run_stage(cfg, analysis_spec(cfg, step), stop, options, lambda stats: _progress(step, stats))
+    finally:
+        monitor_stop.set()
+        monitor.join(timeout=30)
     return 0
 
 

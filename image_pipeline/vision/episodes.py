@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from image_pipeline.model import EVENT_TYPES
+from image_pipeline.model import VISUAL_EVENT_TYPES
 from image_pipeline.vision.detection import Box, Detection
 
 
@@ -122,7 +122,7 @@ class EpisodeTracker:
                 prior.score = max(prior.score, det.score)
                 prior.boxes = prior.boxes + tuple(det.boxes)
         updates: list[EpisodeUpdate] = []
-        for event_type in EVENT_TYPES:  # fixed order keeps the output deterministic
+        for event_type in VISUAL_EVENT_TYPES:  # fixed order keeps the output deterministic
             hit = hits.get(event_type)
             if event_type in self._open:
                 updates.extend(self._continue(event_type, hit))
@@ -135,7 +135,7 @@ class EpisodeTracker:
 
     def finish(self) -> list[EpisodeUpdate]:
         """End every open episode (end of the stream)."""
-        updates = [self._close(t) for t in EVENT_TYPES if t in self._open]
+        updates = [self._close(t) for t in VISUAL_EVENT_TYPES if t in self._open]
         self._pending.clear()
         return updates
 
@@ -149,7 +149,7 @@ class EpisodeTracker:
 
     def open_episodes(self) -> list[Episode]:
         """Snapshots of the episodes still open."""
-        return [self._open[t].snapshot() for t in EVENT_TYPES if t in self._open]
+        return [self._open[t].snapshot() for t in VISUAL_EVENT_TYPES if t in self._open]
 
     def _begin(self, event_type: str, hit: FrameHit) -> list[EpisodeUpdate]:
         pending = self._pending.get(event_type)

@@ -1,0 +1,1 @@
+"""Real cameras: sources read through OpenCV, reader threads with backoff and a watchdog, status."""

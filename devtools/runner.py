@@ -24,6 +24,7 @@ SCRIPTS = {
     "analyzer": "image_analysis.py",
     "alerter": "image_event_alert.py",
     "thumbnails": "image_thumbnails.py",
+    "delivery": "image_alert_delivery.py",
 }
 
 
@@ -37,10 +38,11 @@ def isolated_config(cfg: Config, root: Path, image_partitions: int = 2, tag: str
         dead_letter=TopicConfig(f"dlq-{tag}", 1),
         errors=TopicConfig(f"errors-{tag}", 1),
         camera_status=TopicConfig(f"camera-status-{tag}", 1),
+        deliveries=TopicConfig(f"deliveries-{tag}", 2),
     )
     groups = dataclasses.replace(
         cfg.groups, analyzer=f"analysis-{tag}", alerter=f"alert-{tag}", thumbnails=f"thumbs-{tag}",
-        camera_monitor=f"monitor-{tag}",
+        delivery=f"delivery-{tag}", camera_monitor=f"monitor-{tag}",
     )
     for folder in (cfg.paths.images, cfg.paths.events, cfg.paths.alerts):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     raw["paths"]["originals"] = str(cfg.originals_dir)
     raw["cameras"] = list(raw["cameras"])
     raw["subscriptions"] = [
-        {**s, "cameras": list(s["cameras"]), "event_types": list(s["event_types"])} for s in raw["subscriptions"]
+        {**s, "cameras": list(s["cameras"]), "event_types": list(s["event_types"]), "notify": list(s["notify"])}
+        for s in raw["subscriptions"]
     ]
     return raw
 

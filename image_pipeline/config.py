@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import re
+import types
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -13,6 +14,13 @@ from typing import Any, TypeVar, get_type_hints
 import yaml
 
 from image_pipeline.cameras.settings import CameraConfig, validate_cameras
+from image_pipeline.delivery.settings import (
+    DeliveryConfig,
+    Notify,
+    SettingsError,
+    SmtpConfig,
+    check_delivery,
+)
 from image_pipeline.message_checks import MAX_SIDE
 from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
 from image_pipeline.storage import MAX_CAMERA_ID_LEN, UnsafePathError, brief_repr, check_camera_id, check_id
@@ -47,6 +55,7 @@ class TopicsConfig:
     alerts: TopicConfig = TopicConfig("image-alerts", 1)
     dead_letter: TopicConfig = TopicConfig("image-dead-letter", 1)
     errors: TopicConfig = TopicConfig("image-errors", 1)
+    deliveries: TopicConfig = TopicConfig("image-alert-deliveries", 4)  # keyed by destination
     camera_status: TopicConfig = TopicConfig("camera-status", 1)
 
     def all(self) -> list[TopicConfig]:
@@ -59,6 +68,7 @@ class GroupsConfig:
     analyzer: str = "image-analysis"
     alerter: str = "image-alert"
     thumbnails: str = "image-thumbnails"
+    delivery: str = "image-alert-delivery"
     camera_monitor: str = "camera-monitor"
 
 
@@ -106,10 +116,14 @@ class WebConfig:
 @dataclass(frozen=True)
 class Subscription:
     name: str
-    contact: str
+    contact: str = ""  # listed in the alert record (the file channel)
     cameras: tuple[str, ...] = ("*",)
     event_types: tuple[str, ...] = EVENT_TYPES
     min_score: float = 0.0
+    # Channels (delivery/settings.py); none means the file channel only, as before.
+    notify: tuple[Notify, ...] = ()
+    # At most one delivery per camera and event type in this window; the rest go into the next one.
+    cooldown_s: float = 60.0
 
     def matches(self, camera_id: str, event_type: str, score: float) -> bool:
         """Whether an event of this camera, type and score concerns this subscriber."""
@@ -128,6 +142,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     subscriptions: tuple[Subscription, ...] = ()
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cameras: tuple[CameraConfig, ...] = ()  # real cameras (cameras/); empty: the receiver synthesizes
     # Folder that relative data paths are resolved against (the config file's folder).
     base_dir: str = str(PROJECT_ROOT)
@@ -187,6 +203,8 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     hints = get_type_hints(cls)
+    aliases: dict[str, str] = getattr(cls, "ALIASES", {})  # YAML keys that are Python keywords
+    raw = {aliases.get(k, k) if isinstance(k, str) else k: v for k, v in raw.items()}
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - known, key=str)  # YAML keys may be numbers too
     if unknown:
@@ -204,6 +222,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     """Check one value against its declared type, converting where it is safe."""
     if is_dataclass(hint):
         return _build(hint, value, where)  # type: ignore[arg-type]
+    if isinstance(hint, types.UnionType) and type(None) in hint.__args__:  # `X | None`
+        if value is None:
+            return None
+        return _coerce(next(a for a in hint.__args__ if a is not type(None)), value, where)
     if hint is bool or hint is str:
         if not isinstance(value, hint):
             raise ConfigError(f"{where}: expected {hint.__name__}, got {brief_repr(value)}")
@@ -298,7 +320,7 @@ def _check_subscriptions(subscriptions: tuple[Subscription, ...]) -> None:
     for i, sub in enumerate(subscriptions):
         for key in ("name", "contact"):
             value = getattr(sub, key)
-            if not 1 <= len(value) <= 200:
+            if not (0 if key == "contact" else 1) <= len(value) <= 200:
                 raise ConfigError(f"subscriptions[{i}].{key}: must be 1 to 200 characters, got {brief_repr(value)}")
         for camera in sub.cameras:
             if camera == "*":
@@ -332,6 +354,10 @@ def _validate(cfg: Config) -> None:
             f" (known: {', '.join(DETECTOR_NAMES)})"
         )
     _check_subscriptions(cfg.subscriptions)
+    try:
+        check_delivery(cfg)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         validate_cameras(cfg.cameras)
     except ValueError as exc:

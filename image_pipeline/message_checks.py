@@ -165,6 +165,18 @@ _CAMERA = _id_check(storage.check_camera_id, storage.MAX_CAMERA_ID_LEN)
 _EVENT_TYPE = _one_of(EVENT_TYPES)
 
 
+def _id_list(max_items: int) -> Check:
+    """A check for a list of at most max_items ids."""
+
+    def check(value: Any) -> None:
+        if not isinstance(value, list) or len(value) > max_items:
+            raise ValueError(f"must be a list of at most {max_items} ids, got {brief_repr(value)}")
+        for item in value:
+            _ID(item)
+
+    return check
+
+
 def _topic(value: Any) -> None:
     if not isinstance(value, str) or not _TOPIC_NAME.fullmatch(value):
         raise ValueError(f"must be a Kafka topic name, got {brief_repr(value)}")

@@ -39,6 +39,7 @@ from image_pipeline.message_checks import (
     _base64,
     _escapes,
     _flag,
+    _id_list,
     _integer,
     _key_base64,
     _number,
@@ -251,6 +252,40 @@ class AlertMessage(_Message):
         "alert_id": _ID, "event_id": _ID, "event_type": _EVENT_TYPE, "camera_id": _CAMERA,
         "score": _SCORE, "alertees": _alertees, "record_path": _relative_path, "captured_at": _TIME,
         "alerted_at": _TIME,
+    }
+
+
+@dataclass(frozen=True)
+class DeliveryMessage(_Message):
+    """One alert to deliver to one alertee on one channel; on the deliveries topic, keyed by destination."""
+
+    SCHEMA = "delivery"
+    CHANNELS: ClassVar[tuple[str, ...]] = ("webhook", "email")
+    idempotency_key: str  # alert id + alertee: a receiver drops a repeat by it
+    alert_id: str
+    event_id: str
+    event_type: str
+    camera_id: str
+    score: float
+    summary: str
+    subscription: str
+    alertee: str
+    channel: str  # webhook | email
+    destination: str  # the destination id; the worker sends only to destinations in its own config
+    target: str  # the URL or address, for people reading the status
+    key_frame_path: str  # the annotated key frame, relative to the data folder
+    alert_path: str
+    captured_at: float
+    alerted_at: float
+    grouped_count: int = 0  # alerts the cooldown held back, reported with this one
+    grouped_event_ids: list[str] = field(default_factory=list)
+
+    FIELDS: ClassVar[dict[str, Check]] = {
+        "idempotency_key": _text(300), "alert_id": _ID, "event_id": _ID, "event_type": _EVENT_TYPE,
+        "camera_id": _CAMERA, "score": _SCORE, "summary": _TEXT, "subscription": _NAME, "alertee": _ID,
+        "channel": _one_of(CHANNELS), "destination": _ID, "target": _text(2000),
+        "key_frame_path": _relative_path, "alert_path": _relative_path, "captured_at": _TIME,
+        "alerted_at": _TIME, "grouped_count": _integer(0, 10**9), "grouped_event_ids": _id_list(100),
     }
 
 

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from image_pipeline import cli
 from image_pipeline.config import Config, Subscription
+from image_pipeline.delivery.routing import cooldown_file, delivery_sends, plan_deliveries
 from image_pipeline.kafka.clients import ensure_topics
 from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
 from image_pipeline.messages import AlertMessage, EventMessage
@@ -43,6 +44,7 @@ class EventInput:
     event: EventMessage
     event_paths: dict[str, str]  # the event's files, relative to the data folder
     existing_alert: dict[str, Any] | None  # the alert record already written for this event
+    cooldown: dict[str, Any] = field(default_factory=dict)  # the camera's cooldown state (delivery/routing.py)
 
 
 def alert_id_for(event_id: str) -> str:
@@ -53,7 +55,7 @@ def alert_id_for(event_id: str) -> str:
 def alertees_for(subscriptions: tuple[Subscription, ...], event: EventMessage) -> list[dict[str, str]]:
     """Everyone whose subscription matches this event's camera, type and score."""
     return [
-        {"name": s.name, "contact": s.contact, "subscription": s.name}
+        {"name": s.name, "contact": s.contact or ", ".join(n.channel() for n in s.notify), "subscription": s.name}
         for s in subscriptions
         if s.matches(event.camera_id, event.event_type, event.score)
     ]
@@ -68,11 +70,13 @@ def summary_of(event: EventMessage) -> str:
     return f"{what} camera {event.camera_id} (score {event.score:.2f}), starting at image {event.first_image_id}."
 
 
-def alert_record(cfg: Config, item: EventInput, alertees: list[dict[str, str]], now: float) -> dict[str, Any]:
-    """The alert's JSON record: who is alerted, what happened, where the images are."""
+def alert_record(cfg: Config, item: EventInput, alertees: list[dict[str, str]], now: float,
+                 deliveries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The alert's JSON record: who is alerted, on which channels, what happened, where the images are."""
     event = item.event
     return {
         "alert_id": alert_id_for(event.event_id),
+        "deliveries": deliveries or [],
         "event_id": event.event_id,
         "event_type": event.event_type,
         "camera_id": event.camera_id,
@@ -91,10 +95,13 @@ def alert_text(record: dict[str, Any]) -> str:
     """A human-readable version of an alert record."""
     people = "\n".join(f"  - {a['name']} <{a['contact']}>" for a in record["alertees"])
     paths = "\n".join(f"  {k:<15} {v}" for k, v in record["paths"].items())
+    channels = "".join(f"  - {d['subscription']}: {d['channel']} {d['target']} ({d['status']})\n"
+                       for d in record.get("deliveries", []))
     return (
         f"ALERT {record['alert_id']} for event {record['event_id']}\n"
         f"{record['summary']}\n\n"
         f"Alerted:\n{people}\n\n"
+        f"Deliveries (status at the time of the alert):\n{channels or '  none'}\n"
         f"Captured at: {utc(record['captured_at'])}\n"
         f"Key frame:   {record['key_image_id']} (score {record['score']:.2f})\n"
         f"Files (relative to the data folder):\n{paths}\n"
@@ -117,14 +124,23 @@ class AlertStep(StepBase[EventInput]):
         existing = item.existing_alert
         if existing is not None:
             return self._refresh(item, existing)
-        alertees = alertees_for(self.cfg.subscriptions, item.event)
+        event = item.event
+        alertees = alertees_for(self.cfg.subscriptions, event)
         if not alertees:
             return Outputs()
-        record = alert_record(self.cfg, item, alertees, self.clock())
+        matched = [s for s in self.cfg.subscriptions if s.matches(event.camera_id, event.event_type, event.score)]
+        deliveries, cooldown = plan_deliveries(matched, alert_id_for(event.event_id), event.event_id,
+                                               event.event_type, event.captured_at, item.cooldown)
+        record = alert_record(self.cfg, item, alertees, self.clock(), deliveries)
         self.alerts_written += 1
-        logger.info("alert %s event=%s type=%s camera=%s alertees=%s", record["alert_id"], item.event.event_id,
-                    item.event.event_type, item.event.camera_id, ", ".join(a["name"] for a in alertees))
-        return Outputs(self._writes(record), [self._announce(record)])
+        logger.info("alert %s event=%s type=%s camera=%s alertees=%s", record["alert_id"], event.event_id,
+                    event.event_type, event.camera_id, ", ".join(a["name"] for a in alertees))
+        writes = self._writes(record)
+        if cooldown != item.cooldown:
+            # Before the alert record, which is written last: a redo finds this alert in the state.
+            path = safe_join(self.cfg.data_dir, cooldown_file(self.cfg, event.camera_id))
+            writes.insert(len(writes) - 1, FileWrite(path, json_bytes(cooldown)))
+        return Outputs(writes, [self._announce(record), *delivery_sends(self.cfg, record)])
 
     def _refresh(self, item: EventInput, existing: dict[str, Any]) -> Outputs:
         """Point an existing alert at the episode's current key frame; announce it once per process."""
@@ -136,7 +152,9 @@ class AlertStep(StepBase[EventInput]):
             out.writes.extend(self._writes(existing))
         if event.event_id not in self.announced:
             # Written before, maybe by a process that died before announcing it: announce once more.
+            # The delivery worker skips deliveries whose status file says they are done.
             out.sends.append(self._announce(existing))
+            out.sends.extend(delivery_sends(self.cfg, existing))
         return out
 
     def _writes(self, record: dict[str, Any]) -> list[FileWrite]:
@@ -167,7 +185,8 @@ def event_decoder(cfg: Config) -> Callable[[bytes | None], EventInput]:
         recorded = read_record(safe_join(cfg.data_dir, files.record)) or {}
         paths.update({k: v for k, v in recorded.get("paths", {}).items() if isinstance(v, str)})
         existing = read_record(safe_join(cfg.data_dir, alert_files(cfg, event.event_id)[0]))
-        return EventInput(event, paths, existing)
+        cooldown = read_record(safe_join(cfg.data_dir, cooldown_file(cfg, event.camera_id))) or {}
+        return EventInput(event, paths, existing, cooldown)
     return decode_record
 
 

@@ -77,12 +77,13 @@ def create_app(cfg: Config, testing: bool = False) -> Flask:
     app.config["TESTING"] = testing
     app.extensions["image_pipeline"] = WebServices(cfg)
 
-    from image_pipeline.web import dashboard, events_view, messages_view, upload
+    from image_pipeline.web import alerts_api, dashboard, events_view, messages_view, upload
 
     app.register_blueprint(upload.bp)
     app.register_blueprint(messages_view.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(events_view.bp)
+    app.register_blueprint(alerts_api.bp)
 
     @app.get("/data/<path:relative>")
     def data_file(relative: str) -> Response:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
+from image_pipeline.delivery.status import alert_deliveries
 from image_pipeline.web import services, wants_json
 from image_pipeline.web.data import record_paths, servable_url_path
 
@@ -51,15 +52,16 @@ def view(event_id: str) -> Any:
             return _not_found(event_id)
         return redirect(url_for("events.view", event_id=resolved))
     alert = store.alert(event_id)
+    deliveries = alert_deliveries(cfg, alert) if alert else []
     paths = record_paths(event)
     images = [
         {"label": label, "key": key, "src": servable_url_path(cfg, paths.get(key))}
         for label, key in IMAGE_SLOTS
     ]
     if wants_json():
-        return jsonify(event=event, alert=alert, images=images)
+        return jsonify(event=event, alert=alert, images=images, deliveries=deliveries)
     return render_template(
-        "event.html", event=event, alert=alert, images=images,
+        "event.html", event=event, alert=alert, images=images, deliveries=deliveries,
         event_json=json.dumps(event, indent=2, sort_keys=True),
         alert_json=json.dumps(alert, indent=2, sort_keys=True) if alert else None,
     )

@@ -100,8 +100,8 @@ def decide(state: dict[str, Any], key: str, event_id: str, at: float, window_s: 
     if entry is not None:
         if entry.get("sent") == event_id:
             return Decision(True, int(entry.get("sent_grouped_count", 0)), tuple(entry.get("sent_grouped", ()))), False
-        if event_id in entry.get("held", ()):
-            return Decision(False), False
+        if event_id in entry.get("held", ()) or event_id in entry.get("sent_grouped", ()):
+            return Decision(False), False  # held before, maybe already counted into the last one sent
     if entry is None or window_s <= 0 or at - float(entry.get("sent_at", 0.0)) >= window_s:
         held = list(entry.get("held", ())) if entry else []
         count = int(entry.get("held_count", 0)) if entry else 0

@@ -143,6 +143,23 @@ def test_black_frame_after_a_textured_view_is_tamper(backgrounds: list[np.ndarra
     assert [d.type for d in detector.process(np.zeros_like(view))] == [EventType.TAMPER]
 
 
+def test_a_camera_moved_while_covered_is_a_scene_change_not_tamper_for_good(backgrounds: list[np.ndarray]) -> None:
+    # Once, tamper ended only when the old view came back: uncovered onto a new view, it never ended.
+    def jittered(view: np.ndarray, seed: int) -> np.ndarray:
+        noise = np.random.default_rng(seed).integers(-3, 4, view.shape, dtype=np.int16)
+        return np.clip(view + noise, 0, 255).astype(np.uint8)
+
+    first, second = (cv2.resize(b, SIZE, interpolation=cv2.INTER_AREA) for b in (backgrounds[0], backgrounds[1]))
+    detector = CameraDetector()
+    for seed in range(8):
+        detector.process(jittered(first, seed))
+    covered = [detector.process(np.zeros_like(first)) for _ in range(5)]
+    assert all([d.type for d in found] == [EventType.TAMPER] for found in covered)
+    after = [[d.type for d in detector.process(jittered(second, 100 + i))] for i in range(30)]
+    assert [EventType.SCENE_CHANGE] in after, after
+    assert after[-10:] == [[]] * 10, "the new view is learned and the camera is quiet again"
+
+
 def test_gray_frames_give_the_same_detections_as_their_bgr_copies(backgrounds: list[np.ndarray]) -> None:
     # Gray (h, w) frames used to be resized into the BGR buffer's place and lost: the detector saw black.
     script = single_happening("intrusion", "cam-01", 5, 20, 71)

@@ -82,7 +82,7 @@ def normal_frames(count: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", DETECTOR_NAMES)
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sequence=frame_sequences())
 def test_any_frame_sequence_gives_valid_detections_and_leaves_the_detector_usable(
         name: str, sequence: list[FrameSpec]) -> None:

@@ -98,21 +98,21 @@ def decode_or_refuse(schema: type[_Message], raw: bytes) -> None:
     usable(message)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(raw=st.binary(max_size=400))
 def test_random_bytes(raw: bytes) -> None:
     for schema in SCHEMAS:
         decode_or_refuse(schema, raw)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(value=json_values)
 def test_random_json(value: Any) -> None:
     for schema in SCHEMAS:
         decode_or_refuse(schema, dumps(value))
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     schema=st.sampled_from(SCHEMAS),
     body=st.dictionaries(st.sampled_from(sorted({k for v in VALID.values() for k in v})) | st.text(max_size=8),
@@ -137,7 +137,7 @@ def mutated(draw: st.DrawFn) -> tuple[type[_Message], bytes]:
     return schema, dumps(data)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(case=mutated())
 def test_mutated_valid_messages(case: tuple[type[_Message], bytes]) -> None:
     decode_or_refuse(*case)
@@ -161,7 +161,7 @@ def corrupted(draw: st.DrawFn) -> tuple[type[_Message], bytes]:
     return schema, bytes(raw)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(case=corrupted())
 def test_corrupted_valid_messages(case: tuple[type[_Message], bytes]) -> None:
     decode_or_refuse(*case)

@@ -83,6 +83,7 @@ class CameraDetector:
         self._mode = "normal"  # normal | tamper | settling
         self._settle_steady = 0
         self._settle_count = 0
+        self._new_view_frames = 0  # frames in tamper showing texture again, but of another view
         self._cooldown = 0
         self._learned = 0
         self._blocks: BlockStats | None = None
@@ -204,9 +205,20 @@ class CameraDetector:
         # The background stays frozen so the restored view is recognised as the old one, not a new scene;
         # tampering ends only when the texture is back and the view matches that background again.
         p = self.params
-        if self._mode == "tamper" and dead_share < p.tamper_release and not washed_out and mismatch < p.scene_fraction:
+        textured_again = self._mode == "tamper" and dead_share < p.tamper_release and not washed_out
+        if textured_again and mismatch < p.scene_fraction:
             self._mode = "normal"
             return []
+        # Texture is back but the view is another one: the camera was moved while covered. After a few
+        # such frames (a hand leaving the lens passes through this), treat it as a knock and re-learn,
+        # or the camera would stay "tampered" for good.
+        self._new_view_frames = self._new_view_frames + 1 if textured_again else 0
+        if self._new_view_frames > p.settle_frames:
+            self._new_view_frames = 0
+            self._mode = "settling"
+            self._settle_steady = self._settle_count = 0
+            b.remember()
+            return [Detection(EventType.SCENE_CHANGE, round(min(1.0, mismatch), 3))]
         self._mode = "tamper"
         return [Detection(EventType.TAMPER, round(min(1.0, max(dead_share, 0.6 if washed_out else 0.0)), 3))]
 

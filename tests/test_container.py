@@ -229,7 +229,7 @@ def test_dockerignore_keeps_the_code_and_leaves_out_state_and_data() -> None:
     assert [p for p in needed if dockerignored(p, patterns)] == []
     unwanted = [".kafka/4.1.1/libs/kafka_2.13-4.1.1.jar", ".venv/bin/python", ".git/HEAD",
                 "image_database/cam-1/000001.jpg", "image_event_alerts/x.json", "tests/conftest.py",
-                "image_pipeline/__pycache__/broker.cpython-311.pyc"]
+                "image_pipeline/__pycache__/broker.cpython-311.pyc", "devtools/container/drive.py"]
     assert [p for p in unwanted if not dockerignored(p, patterns)] == []
 
 
@@ -245,14 +245,15 @@ def test_compose_check_wants_clients_to_switch_off_the_image_healthcheck(tmp_pat
     bad = tmp_path / "docker-compose.yml"
     bad.write_text(yaml.safe_dump(doc))
     problems, _ = compose_check.check_file(bad, run_cli=False)
-    assert sorted(p.split(":")[0] for p in problems) == ["services.alert.healthcheck.test", "services.analysis.healthcheck"]
+    where = sorted(p.split(":")[0] for p in problems)
+    assert where == ["services.alert.healthcheck.test", "services.analysis.healthcheck"]
     assert all("healthcheck: {disable: true}" in p for p in problems)
 
 
 # ---------------------------------------------------------------- bug 2: building with ids the base image has
 
 # Debian's own accounts in the base image: gid 20 is dialout (staff on macOS), 100 users.
-BASE_ACCOUNTS = {"group": "root:x:0:\ndialout:x:20:\nusers:x:100:\n", "passwd": "root:x:0:0:root:/root:/bin/bash\n"}
+BASE_ACCOUNTS = {"group": "root:x:0:\ndialout:x:20:\nusers:x:100:\n", "passwd": "root:x:0:0::/root:/bin/sh\n"}
 FAKE_SHADOW = '''#!{python}
 """getent, groupadd and useradd over $FAKE_ETC, refusing a taken id without -o as shadow's tools do."""
 import os, sys
@@ -272,7 +273,7 @@ if tool == "useradd":
         sys.exit(f"useradd: UID {{opt('--uid')}} is not unique")
     if not any(opt("--gid") in (r[0], r[2]) for r in rows("group")):
         sys.exit(f"useradd: group '{{opt('--gid')}}' does not exist")
-    (etc / "passwd").open("a").write(f"{{args[-1]}}:x:{{opt('--uid')}}:{{opt('--gid')}}::/home:/bin/bash\\n")
+    (etc / "passwd").open("a").write(f"{{args[-1]}}:x:{{opt('--uid')}}:{{opt('--gid')}}::/home:/bin/sh\\n")
 '''
 
 
@@ -290,11 +291,10 @@ def test_image_user_builds_with_ids_the_base_image_already_has(tmp_path: Path, u
     bin_dir.mkdir()
     for name, text in BASE_ACCOUNTS.items():
         (etc / name).write_text(text)
-    fake = bin_dir / "getent"
-    fake.write_text(FAKE_SHADOW.format(python=sys.executable))
-    fake.chmod(0o755)
+    (bin_dir / "getent").write_text(FAKE_SHADOW.format(python=sys.executable))
+    (bin_dir / "getent").chmod(0o755)
     for tool in ("groupadd", "useradd"):
-        (bin_dir / tool).symlink_to(fake)
+        (bin_dir / tool).symlink_to(bin_dir / "getent")
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_ETC": str(etc), "PIPELINE_UID": str(uid), "PIPELINE_GID": str(gid)}
     # Docker runs a RUN line with /bin/sh -c, its ARGs in the environment.
     result = subprocess.run(["sh", "-c", user_creation_script()], env=env, capture_output=True, text=True, check=False)

@@ -116,6 +116,7 @@ def _run(keep: bool, no_compose: bool) -> int:
     if not no_compose:
         steps.append(("docker compose --profile clients up", lambda: compose.compose_flow(run)))
     print(f"container-test: podman store {STATE_DIR}, logs in {logs}, host ports {run.ports}", flush=True)
+    _clean_up(podman)  # what a run that was killed half-way left behind
     failed = None
     try:
         for name, step in steps:

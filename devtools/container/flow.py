@@ -199,6 +199,11 @@ def check_host_folders(run: Run) -> str:
     wanted = CAMERAS * FRAMES
     if counts["images"] != wanted or counts["thumbnails"] != wanted or not counts["events"] or not counts["alerts"]:
         raise StepError(f"expected {wanted} images and thumbnails, some events and alerts on the host, got {counts}")
+    user = run.podman.run("image", "inspect", "--format", "{{.Config.User}}", IMAGE).stdout.strip()
+    owners = {f"{p.stat().st_uid}:{p.stat().st_gid}" for folder in OUTPUT_FOLDERS
+              for p in (run.workdir / folder).rglob("*") if p.name != ".gitkeep"}
+    if owners != {user}:
+        raise StepError(f"the files on the host belong to {sorted(owners)}, not to the image's user {user}")
     listing = run.readme_line("ls image_database/").stdout
     if "cam-" not in listing:
         raise StepError(f"the README's ls shows no camera folder:\n{listing}")
@@ -241,6 +246,11 @@ def stop_container(run: Run) -> str:
     # The JVM runs Kafka's shutdown hook on SIGTERM and then exits with 128 + 15; 137 would be SIGKILL.
     if code not in ("0", "143"):
         raise StepError(f"Kafka exited with {code} on docker stop\n{tail(logs.stdout + logs.stderr)}")
+    # The launcher's log4j settings keep Kafka's shutdown lines out of the log: no ERROR is what it can say.
+    said = logs.stdout + logs.stderr
+    errors = [line for line in said.splitlines() if " ERROR " in line or "Exception" in line]
+    if "Kafka Server started" not in said or errors:
+        raise StepError(f"Kafka's log has no 'Kafka Server started' or has errors: {errors[:3]}")
     marker = run.podman.run("run", "--rm", "-v", "image-pipeline-kafka-data:/state", IMAGE, "sh", "-c",
                             f"ls /state/instances/9092/data/{CLEAN_MARKER}", check=False)
     if marker.returncode != 0:

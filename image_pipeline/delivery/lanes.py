@@ -27,7 +27,7 @@ from image_pipeline.config import Config
 from image_pipeline.delivery import channels, payload
 from image_pipeline.delivery.channels import DeliveryFailure
 from image_pipeline.delivery.plan import RetryPolicy, TokenBucket, alertees_of
-from image_pipeline.delivery.settings import EmailChannel, WebhookChannel, secret
+from image_pipeline.delivery.settings import EmailChannel, WebhookChannel, secret, secrets_path
 from image_pipeline.delivery.status import status_path, status_record
 from image_pipeline.kafka.policy import describe_error
 from image_pipeline.messages import DeliveryMessage
@@ -95,7 +95,7 @@ def make_sender(cfg: Config, dest: Destination, env: dict[str, str]) -> Callable
         hook = dest.webhook
 
         def send_webhook(delivery: DeliveryMessage) -> None:
-            key = secret(hook.secret_env, env, cfg.delivery.secrets_file)
+            key = secret(hook.secret_env, env, secrets_path(cfg))
             if hook.secret_env and key is None:
                 raise DeliveryFailure(f"the webhook secret {hook.secret_env} is not set", permanent=True)
             body = payload.webhook_body(delivery)
@@ -104,7 +104,7 @@ def make_sender(cfg: Config, dest: Destination, env: dict[str, str]) -> Callable
         return send_webhook
 
     def send_mail(delivery: DeliveryMessage) -> None:
-        password = secret(cfg.smtp.password_env, env, cfg.delivery.secrets_file)
+        password = secret(cfg.smtp.password_env, env, secrets_path(cfg))
         message = payload.email_message(delivery, cfg.smtp.sender, read_key_frame(cfg, delivery), time.time())
         channels.send_email(cfg.smtp, password, message)
     return send_mail

@@ -150,6 +150,12 @@ def read_secrets_file(path: str) -> dict[str, str]:
     return found
 
 
+def secrets_path(cfg: Config) -> str:
+    """The secrets file, relative to the config file's folder like the data paths; "" for none."""
+    file = cfg.delivery.secrets_file
+    return str(Path(cfg.base_dir) / file) if file else ""
+
+
 def secret(name: str, env: dict[str, str], secrets_file: str) -> str | None:
     """A secret by name: the environment first, then the secrets file; None when neither has it."""
     if not name:

@@ -33,7 +33,7 @@ from image_pipeline import cli
 from image_pipeline.config import Config
 from image_pipeline.delivery.channels import DeliveryFailure
 from image_pipeline.delivery.lanes import Destination, Job, Lane, OffsetTracker, Outcome, destinations, make_sender
-from image_pipeline.delivery.settings import secret
+from image_pipeline.delivery.settings import secret, secrets_path
 from image_pipeline.delivery.status import TERMINAL, read_status, status_path, status_record
 from image_pipeline.errors import FatalError
 from image_pipeline.kafka.clients import close_producer, ensure_topics, make_consumer, make_producer
@@ -246,7 +246,7 @@ def _warn_missing_secrets(cfg: Config, found: dict[str, Destination], env: dict[
     """Say at start which webhook secrets are missing; their deliveries fail with that reason."""
     for dest in found.values():
         name = dest.webhook.secret_env if dest.webhook else ""
-        if name and secret(name, env, cfg.delivery.secrets_file) is None:
+        if name and secret(name, env, secrets_path(cfg)) is None:
             logger.error("webhook %s: its secret %s is not in the environment or the secrets file; "
                          "its deliveries will fail", dest.target, name)
 

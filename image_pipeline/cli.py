@@ -118,7 +118,7 @@ def _run_body(prog: str, body: Callable[[], int]) -> int:
               "(python -m image_pipeline.kafka.broker start)", file=sys.stderr)
         return 1
     except FatalError as exc:
-        print(f"{prog}: fatal: {exc}; nothing was committed past the last durable output", file=sys.stderr)
+        print(f"{prog}: fatal: {exc}", file=sys.stderr)
         return 1
     except KafkaError as exc:
         print(f"{prog}: Kafka error: {exc}", file=sys.stderr)

@@ -39,6 +39,9 @@ class RunOptions:
     poll_timeout_ms: int = 1000
     progress_every_s: float = 5.0
     idle_check_every_s: float = 1.0
+    # A side consumer (the analyzer's camera monitor) logs its assignments at DEBUG, so the INFO line
+    # "assigned partitions" keeps meaning the stage's own topic to whoever waits for it (bench, tests).
+    log_assignments: bool = True
 
 
 @dataclass
@@ -70,7 +73,8 @@ class _Listener(AsyncConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if assigned:
-            logger.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+            level = logging.INFO if self.runner.options.log_assignments else logging.DEBUG
+            logger.log(level, "assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
     async def on_partitions_lost(self, lost: Any) -> None:
         self.runner.take_durable(set(lost))
@@ -314,7 +318,9 @@ def run_stage(cfg: Config, spec: StageSpec[T], stop: threading.Event, options: R
         runner.progress = progress
         try:
             runner.run()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, FatalError):
+                logger.error("stopping without committing past the last durable output; a restart redoes the rest")
             runner.close_without_commit()
             raise
         runner.commit_and_close()

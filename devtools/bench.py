@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devtools.bench_cameras import FULL_CAMERAS, SMOKE_CAMERAS, format_cameras, measure_cameras
 from devtools.bench_ceiling import STAGES, Ceiling, measure_ceiling
 from devtools.bench_runs import RunResult, backlog_run, pipeline_run, summary
 from image_pipeline import cli
@@ -129,6 +130,9 @@ def run_bench(cfg: Config, plan: Plan, seed: int, workdir: Path) -> dict[str, An
         scale[analyzers] = backlog_run(cfg, root(), analyzers, plan.scale_cameras, plan.scale_frames, plan.main, seed)
         _log(f"{analyzers} analyzer(s): {scale[analyzers].drain_ips:.1f} img/s")
 
+    _log("cameras: receiver CPU to ingest RTSP H.264 streams (devtools/bench_cameras.py)")
+    cameras = measure_cameras(cfg, workdir, SMOKE_CAMERAS if plan is SMOKE else FULL_CAMERAS, seed)
+
     rss: dict[str, float] = {}
     for run in (main_run, fixed, half):
         for role, mb in run.peak_rss_mb.items():
@@ -180,6 +184,7 @@ def run_bench(cfg: Config, plan: Plan, seed: int, workdir: Path) -> dict[str, An
             "analyzer_cpu_ms_per_image_1": round(scale[1].analyzer_cpu_ms, 3),
             "analyzer_cpu_ms_per_image_2": round(scale[2].analyzer_cpu_ms, 3),
         },
+        "cameras": cameras,
     }
     report["targets"] = {
         "ratio_to_ceiling_at_least_0.8": report["ratio_to_ceiling"] >= TARGET_RATIO,
@@ -228,6 +233,7 @@ def format_table(r: dict[str, Any]) -> str:
         f"scale-out (backlog of {so['images']}, {so['partitions']} partitions)  1 analyzer {so['analyzers_1_ips']:.1f} "
         f"img/s   2 analyzers {so['analyzers_2_ips']:.1f} img/s   speedup {so['speedup']:.2f}  "
         f"(split {so['images_per_analyzer_2']})",
+        *format_cameras(r["cameras"]),
         f"targets: ratio >= {TARGET_RATIO}: {_ok(t['ratio_to_ceiling_at_least_0.8'])}   "
         f"alert p99 < {TARGET_P99_MS:g} ms: {_ok(t['alert_p99_under_250_ms'])}   "
         f"analyzer RSS < {TARGET_ANALYZER_RSS_MB:g} MB: {_ok(t['analyzer_rss_under_300_mb'])}",

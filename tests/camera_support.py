@@ -1,5 +1,6 @@
 """Real camera stand-ins on loopback for the camera tests: clips made with ffmpeg, an HTTP MJPEG server,
-GStreamer's RTSP server, and a scene whose ground truth can be read back from any frame that arrives.
+and a scene whose ground truth can be read back from any frame that arrives (the RTSP server is
+devtools/rtsp.py, shared with the benchmark).
 """
 
 from __future__ import annotations
@@ -17,24 +18,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from image_pipeline.config import PROJECT_ROOT
 from image_pipeline.model import Box
 
-SYSTEM_PYTHON = "/usr/bin/python3"
 GREEN = (0, 200, 0)  # BGR: the intruder, a colour the grey scene never has
 
 
 def have_ffmpeg() -> bool:
     """Whether ffmpeg (with libx264) is installed."""
     return shutil.which("ffmpeg") is not None
-
-
-def have_rtsp_server() -> bool:
-    """Whether Debian's python3-gi and gst-rtsp-server are installed for /usr/bin/python3."""
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
 
 
 def encode_clip(frames: Sequence[np.ndarray], path: Path, fps: float, codec: str = "libx264",
@@ -98,39 +89,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class RtspServer:
-    """GStreamer's RTSP server on 127.0.0.1 serving one H.264 .mp4 at /cam; each client gets it from the start."""
-
-    def __init__(self, clip: Path, port: int) -> None:
-        self.clip = clip
-        self.port = port
-        self.url = f"rtsp://127.0.0.1:{port}/cam"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server and wait for its "ready" line."""
-        script = str(PROJECT_ROOT / "devtools" / "rtsp_server.py")
-        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.clip), str(self.port)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.strip() == b"ready", line
-
-    def kill(self) -> None:
-        """Kill it the hard way, as a camera losing power."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def __enter__(self) -> RtspServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.kill()
 
 
 class MjpegServer:

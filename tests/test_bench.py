@@ -69,6 +69,16 @@ def test_smoke_report_has_ceiling_stages_growth_half_load_and_scale_out(
     }
 
 
+def test_smoke_report_measures_camera_ingest(smoke_report: tuple[dict[str, Any], str]) -> None:
+    cameras = smoke_report[0]["cameras"]
+    if "skipped" in cameras:
+        pytest.skip(cameras["skipped"])
+    for run in cameras["runs"]:
+        _positive(run["cpu_share_per_camera"], f"cameras {run['size']} cpu_share_per_camera")
+        assert run["kept_fps_per_camera"] > 0 and run["streams_lost"] == 0, run
+    assert "cameras/core" in smoke_report[1]
+
+
 def test_smoke_table_prints_every_figure(smoke_report: tuple[dict[str, Any], str]) -> None:
     _, table = smoke_report
     for label in ("ceiling", "throughput", "ratio to ceiling", "capture -> alert file", "peak RSS", "growth",

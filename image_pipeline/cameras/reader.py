@@ -124,22 +124,25 @@ class CameraReader:
         read = 0
         while not self.stop.is_set():
             self.health.enter_call()
-            grab = source.read()
+            grabbed = source.grab()
             self.health.leave_call()
-            if grab is None:
+            if not grabbed:
                 return self._end_of(source, read)
             read += 1
             self.health.count_read()
+            position = source.position()
+            if not sampler.keep(time.monotonic() if position is None else position):
+                self.health.count_dropped()
+                continue
+            grab = source.retrieve()  # only kept frames pay for the conversion to BGR
+            if grab is None:
+                return self._end_of(source, read)
             if read == 1 and self.health.set_state("online"):
                 height, width = grab.image.shape[:2]
                 logger.info("camera=%s online: %dx%d from %s", self.camera.id, width, height, self.camera.kind)
-            t = grab.position_s if grab.position_s is not None else time.monotonic()
-            if not sampler.keep(t):
-                self.health.count_dropped()
-                continue
-            if grab.position_s is not None and self.camera.fps > 0:
-                began = began or (time.monotonic(), grab.position_s)
-                if self.stop.wait(max(0.0, began[0] + grab.position_s - began[1] - time.monotonic())):
+            if position is not None and self.camera.fps > 0:
+                began = began or (time.monotonic(), position)
+                if self.stop.wait(max(0.0, began[0] + position - began[1] - time.monotonic())):
                     break
             if self._hand_on(grab) and self._at_limit():
                 return Outcome.DONE, f"frame limit of {self.limits.max_frames} reached"

@@ -39,13 +39,19 @@ class Grab:
 
 
 class FrameSource(Protocol):
-    """What the reader needs from a source."""
+    """What the reader needs from a source: grab every frame, retrieve (convert) only the kept ones."""
 
     native_fps: float  # frames per second of a file (0 when unknown or live)
     expected_frames: int  # frames a file says it holds (0 when unknown or live)
 
-    def read(self) -> Grab | None:
-        """The next frame, or None at the end of a file or when a stream is lost."""
+    def grab(self) -> bool:
+        """Advance to the next frame; False at the end of a file or when a stream is lost."""
+
+    def retrieve(self) -> Grab | None:
+        """The frame grab() advanced to, decoded to BGR; None if it cannot be."""
+
+    def position(self) -> float | None:
+        """The grabbed frame's time within a file (seconds); None for a live stream."""
 
     def close(self) -> None:
         """Release the source."""
@@ -80,18 +86,34 @@ class CaptureSource:
             self.native_fps = fps if 0 < fps < 1000 else 25.0
             self.expected_frames = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)))
 
-    def read(self) -> Grab | None:
-        """The next frame; None at the end of a file, a read timeout, or a lost stream."""
+    def grab(self) -> bool:
+        """Demux and decode the next frame, without the colour conversion that retrieve() does.
+
+        Most frames of a 25 fps stream sampled to 5 fps are only grabbed: the conversion to BGR
+        is skipped for them (docs/performance.md, "Real cameras").
+        """
         try:
-            ok, image = self._cap.read()
+            ok = bool(self._cap.grab())
         except cv2.error as exc:  # a decoder failure inside FFmpeg
-            logger.debug("read failed: %s", exc)
+            logger.debug("grab failed: %s", exc)
+            return False
+        self._index += ok
+        return ok
+
+    def retrieve(self) -> Grab | None:
+        """The grabbed frame as BGR; None when the decoder gives nothing."""
+        try:
+            ok, image = self._cap.retrieve()
+        except cv2.error as exc:
+            logger.debug("retrieve failed: %s", exc)
             return None
         if not ok or image is None or image.size == 0:
             return None
-        position = self._index / self.native_fps if self.kind is SourceKind.FILE else None
-        self._index += 1
-        return Grab(image, position)
+        return Grab(image, self.position())
+
+    def position(self) -> float | None:
+        """The grabbed frame's time in a file; None for a live stream."""
+        return (self._index - 1) / self.native_fps if self.kind is SourceKind.FILE else None
 
     def close(self) -> None:
         """Release the capture (closes the connection)."""
@@ -110,20 +132,31 @@ class FolderSource:
             raise OpenError(f"no .jpg or .png files in {folder}")
         self._limits = limits
         self._index = 0
+        self._current: Grab | None = None
         self.native_fps = camera.fps or 25.0  # one file per frame slot
         self.expected_frames = len(self._files)
 
-    def read(self) -> Grab | None:
-        """The next decodable image, or None after the last file."""
+    def grab(self) -> bool:
+        """Load the next decodable image; False after the last file."""
+        self._current = None
         while self._index < len(self._files):
             path = self._files[self._index]
             position = self._index / self.native_fps
             self._index += 1
             try:
-                return Grab(decode(path.read_bytes(), self._limits), position)
+                self._current = Grab(decode(path.read_bytes(), self._limits), position)
+                return True
             except (ImageError, OSError) as exc:
                 logger.warning("skipped %s: %s", path.name, exc)
-        return None
+        return False
+
+    def retrieve(self) -> Grab | None:
+        """The image grab() loaded."""
+        return self._current
+
+    def position(self) -> float | None:
+        """The grabbed image's slot in the folder's timeline."""
+        return None if self._current is None else self._current.position_s
 
     def close(self) -> None:
         """Nothing to release."""
@@ -135,17 +168,25 @@ class SyntheticSource:
     def __init__(self, frames: Iterator[Any], count: int, fps: float) -> None:
         self._frames = frames
         self._index = 0
+        self._current: Grab | None = None
         self.native_fps = fps or 10.0
         self.expected_frames = count
 
-    def read(self) -> Grab | None:
-        """The next synthesized frame, or None after the last."""
+    def grab(self) -> bool:
+        """Draw the next frame; False after the last."""
         frame = next(self._frames, None)
-        if frame is None:
-            return None
-        position = self._index / self.native_fps
-        self._index += 1
-        return Grab(frame.image, position, [t.to_dict() for t in frame.truth])
+        self._current = None if frame is None else Grab(frame.image, self._index / self.native_fps,
+                                                       [t.to_dict() for t in frame.truth])
+        self._index += frame is not None
+        return frame is not None
+
+    def retrieve(self) -> Grab | None:
+        """The frame grab() drew."""
+        return self._current
+
+    def position(self) -> float | None:
+        """The drawn frame's time."""
+        return None if self._current is None else self._current.position_s
 
     def close(self) -> None:
         """Nothing to release."""

@@ -170,10 +170,13 @@ def monitor_spec(cfg: Config, step: CameraMonitorStep) -> StageSpec[CameraStatus
 def start_monitor(cfg: Config, stop: threading.Event) -> threading.Thread:
     """Run the monitor in a thread of the calling process (the analyzer's) until stop is set."""
     step = CameraMonitorStep(cfg)
+    logger.info("camera monitor: topic %s as group %s; offline events to %s", cfg.topics.camera_status.name,
+                cfg.groups.camera_monitor, cfg.topics.events.name)
 
     def body() -> None:
+        options = RunOptions(progress_every_s=60.0, log_assignments=False)
         try:
-            run_stage(cfg, monitor_spec(cfg, step), stop, RunOptions(progress_every_s=60.0), lambda _stats: None)
+            run_stage(cfg, monitor_spec(cfg, step), stop, options, lambda _stats: None)
         except Exception as exc:  # the analyzer goes on without it; say so in one line
             logger.error("camera monitor stopped: %s: %s", type(exc).__name__, exc)
 

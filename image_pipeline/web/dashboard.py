@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from image_pipeline.model import EVENT_TYPES
 from image_pipeline.web import services
+from image_pipeline.web.cameras import camera_statuses
 from image_pipeline.web.data import dashboard_items, event_counters
 from image_pipeline.web.kafka_reader import KafkaUnavailable, topic_sizes
 
@@ -44,6 +45,7 @@ def dashboard_state() -> dict[str, Any]:
         "counters": counters,
         "items": items,
         "kafka_error": kafka_error,
+        "cameras": camera_statuses(cfg) if kafka_error is None else [],
     }
 
 

@@ -70,6 +70,22 @@
     byType.replaceChildren(...Object.entries(c.events_by_type).map(([k, n]) => el("span", null, k + ": " + n)));
   }
 
+  function renderCameras(cameras) {
+    const section = document.getElementById("cameras");
+    section.hidden = cameras.length === 0;
+    document.getElementById("camera-list").replaceChildren(...cameras.map((cam) => {
+      const li = el("li", "camera state-" + String(cam.state).replace(/[^a-z]/g, ""));
+      li.dataset.cameraId = cam.camera_id;
+      li.appendChild(el("strong", null, cam.camera_id));
+      li.appendChild(el("span", "badge", cam.state));
+      const last = cam.last_frame_at ? formatEpoch(cam.last_frame_at) : "none";
+      li.appendChild(el("span", null, " since " + formatEpoch(cam.since) + "; last frame " + last
+        + "; kept " + cam.frames_kept + ", dropped " + cam.frames_dropped + ", reconnects " + cam.reconnects
+        + (cam.reason ? "; " + cam.reason : "")));
+      return li;
+    }));
+  }
+
   function query() {
     const params = new URLSearchParams();
     if (cameraSelect.value) { params.set("camera", cameraSelect.value); }
@@ -84,6 +100,7 @@
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       const state = await response.json();
       renderCounters(state.counters);
+      renderCameras(state.cameras || []);
       setOptions(cameraSelect, state.counters.cameras);
       const kafkaError = document.getElementById("kafka-error");
       kafkaError.hidden = !state.kafka_error;

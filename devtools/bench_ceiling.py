@@ -16,8 +16,9 @@ import numpy as np
 from image_pipeline.config import LimitsConfig
 from image_pipeline.sim.synthesis import camera_ids, synthesize_camera
 from image_pipeline.vision.detection import CameraDetector
+from image_pipeline.vision.detector import decode_width
 from image_pipeline.vision.episodes import EpisodeTracker
-from image_pipeline.vision.imaging import decode, encode_jpeg
+from image_pipeline.vision.imaging import decode_at_least, encode_jpeg
 
 STAGES = ("synthesize", "encode", "decode", "analyze")
 
@@ -65,6 +66,7 @@ def measure_ceiling(size: tuple[int, int], cameras: int, frames: int, seed: int,
         streams = [(synthesize_camera(cam, frames, seed, size, backgrounds), CameraDetector(), EpisodeTracker(cam))
                    for cam in camera_ids(cameras)]
         clock = time.process_time
+        width = decode_width("blocks")
         began = time.perf_counter()
         for _ in range(frames):
             for stream, detector, tracker in streams:
@@ -73,9 +75,9 @@ def measure_ceiling(size: tuple[int, int], cameras: int, frames: int, seed: int,
                 t1 = clock()
                 data = encode_jpeg(frame.image, quality)
                 t2 = clock()
-                image = decode(data, limits)
+                image, info = decode_at_least(data, limits, width)  # as the analyzer decodes
                 t3 = clock()
-                detections = detector.process(image)
+                detections = detector.process(image, (info.width, info.height))
                 tracker.observe(f"{frame.camera_id}-{frame.seq:08d}", frame.seq, time.time(), detections)
                 t4 = clock()
                 for stage, spent in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -148,27 +149,27 @@ class Config:
     # Folder that relative data paths are resolved against (the config file's folder).
     base_dir: str = str(PROJECT_ROOT)
 
-    @property
+    @functools.cached_property  # resolved once: paths are built for every record
     def data_dir(self) -> Path:
         """Absolute folder that holds the four data folders."""
         return (Path(self.base_dir) / self.paths.data_dir).resolve()
 
-    @property
+    @functools.cached_property  # resolved once: paths are built for every record
     def images_dir(self) -> Path:
         """The image database."""
         return self.data_dir / self.paths.images
 
-    @property
+    @functools.cached_property  # resolved once: paths are built for every record
     def events_dir(self) -> Path:
         """The event database."""
         return self.data_dir / self.paths.events
 
-    @property
+    @functools.cached_property  # resolved once: paths are built for every record
     def alerts_dir(self) -> Path:
         """The alert records."""
         return self.data_dir / self.paths.alerts
 
-    @property
+    @functools.cached_property  # resolved once: paths are built for every record
     def originals_dir(self) -> Path:
         """Background photos for synthesis: a project asset, so relative to the config's folder."""
         return (Path(self.base_dir) / self.paths.originals).resolve()

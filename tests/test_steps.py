@@ -38,9 +38,10 @@ def intrusion_frames(camera_id: str, frames: int = 60, seed: int = 7, t0: float 
     script = single_happening("intrusion", camera_id, 12, 36, seed)
     out = []
     for sf in synthesize_camera(camera_id, frames, seed, SIZE, backgrounds, script=script):
-        image = cv2.imdecode(np.frombuffer(encode_jpeg(sf.image, 90), np.uint8), cv2.IMREAD_COLOR)
+        data = encode_jpeg(sf.image, 90)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None
-        out.append(Frame(camera_id, f"{camera_id}-{sf.seq:08d}", sf.seq, t0 + sf.seq / 10, image))
+        out.append(Frame(camera_id, f"{camera_id}-{sf.seq:08d}", sf.seq, t0 + sf.seq / 10, image, SIZE, data))
     return out
 
 
@@ -106,10 +107,10 @@ def test_a_quiet_partition_closes_after_verified_idle_time(cfg: Config) -> None:
 class FailsOnWhite(CameraDetector):
     """A real detector that raises on all-white frames, to exercise the reset path."""
 
-    def process(self, frame: np.ndarray) -> list[Detection]:
+    def process(self, frame: np.ndarray, full_size: tuple[int, int] | None = None) -> list[Detection]:
         if frame.min() == 255:
             raise RuntimeError("detector bug on a white frame")
-        return super().process(frame)
+        return super().process(frame, full_size)
 
 
 def test_a_detector_error_resets_only_that_camera(cfg: Config) -> None:
@@ -119,7 +120,8 @@ def test_a_detector_error_resets_only_that_camera(cfg: Config) -> None:
     feed(step, intrusion_frames("cam-good", frames=10, seed=2))
     good_state = step.cameras["cam-good"]
     white_image = np.full((240, 320, 3), 255, np.uint8)
-    white = Frame("cam-bad", "cam-bad-00000030", 30, walker[-1].captured_at + 0.1, white_image)
+    white = Frame("cam-bad", "cam-bad-00000030", 30, walker[-1].captured_at + 0.1, white_image, SIZE,
+                  encode_jpeg(white_image))
     with pytest.raises(RuntimeError):
         step.apply(white, Source("images", 0, 99))
     closed = records_of([step.reset(white)])

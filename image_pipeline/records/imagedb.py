@@ -71,22 +71,36 @@ def camera_history(images_dir: Path, camera_id: str, before_seq: int, limit: int
     return found[-limit:]
 
 
-def parse_announcement(cfg: Config, value: bytes | None) -> ImageMessage:
+@dataclass(frozen=True)
+class Announced:
+    """An image message with the absolute path of its file, resolved once."""
+
+    message: ImageMessage
+    path: Path
+
+
+def parse_announcement(cfg: Config, value: bytes | None) -> Announced:
     """An image message from Kafka; a path outside the database is refused by safe_join before all else."""
     data = parse_json(value)
-    if isinstance(data.get("path"), str):
-        safe_join(cfg.images_dir, data["path"])  # the one home of path containment, and its one message
-    return ImageMessage.from_dict(data)
+    raw = data.get("path")
+    # safe_join is the one home of path containment and of its message, so it runs first.
+    path = safe_join(cfg.images_dir, raw) if isinstance(raw, str) else None
+    message = ImageMessage.from_dict(data)
+    return Announced(message, path or safe_join(cfg.images_dir, message.path))
 
 
-def load_image(cfg: Config, relpath: str) -> np.ndarray:
-    """Read and decode an announced image; a missing file or bad bytes raise BadInputError."""
-    path = safe_join(cfg.images_dir, relpath)
+def read_announced(announced: Announced) -> bytes:
+    """The bytes of an announced image; a missing file is bad input, other OSErrors are the caller's."""
     try:
-        data = path.read_bytes()
+        return announced.path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise BadInputError(f"announced image is missing from the image database: {relpath}") from None
-    return decode(data, cfg.limits)
+        raise BadInputError(
+            f"announced image is missing from the image database: {announced.message.path}") from None
+
+
+def load_image(cfg: Config, announced: Announced) -> np.ndarray:
+    """Read and fully decode an announced image; a missing file or bad bytes raise BadInputError."""
+    return decode(read_announced(announced), cfg.limits)
 
 
 class ImageAnnouncer:

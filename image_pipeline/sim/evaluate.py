@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from image_pipeline.config import PROJECT_ROOT
+from image_pipeline.config import PROJECT_ROOT, LimitsConfig
 from image_pipeline.records.imagedb import image_id_for
 from image_pipeline.sim.score import ScoreReport, combine, score
 from image_pipeline.sim.synthesis import camera_ids, load_backgrounds, synthesize_camera
 from image_pipeline.vision.detection import CameraDetector, DetectorParams
+from image_pipeline.vision.detector import decode_width
 from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker
-from image_pipeline.vision.imaging import encode_jpeg
+from image_pipeline.vision.imaging import decode_at_least, encode_jpeg
 
 logger = logging.getLogger(__name__)
 TUNING_SEEDS = (1, 2, 3, 4, 5, 6, 9101, 9102, 9103, 9104, 9105, 9106)  # seeds looked at while tuning
@@ -69,12 +69,10 @@ def run_camera(camera_id: str, frames: int, seed: int, size: tuple[int, int], no
         iid = image_id_for(camera_id, sf.seq)
         truth_rows.append({"image_id": iid, "camera_id": camera_id, "seq": sf.seq,
                            "truth": [t.to_dict() for t in sf.truth]})
-        # The analyzer sees what the receiver stored: a JPEG at quality 90.
-        decoded = cv2.imdecode(np.frombuffer(encode_jpeg(sf.image, 90), np.uint8), cv2.IMREAD_COLOR)
-        if decoded is None:
-            raise RuntimeError(f"JPEG round trip failed camera={camera_id} seq={sf.seq}")
+        # The analyzer sees what the receiver stored, a JPEG at quality 90, decoded as the analyzer does.
+        decoded, info = decode_at_least(encode_jpeg(sf.image, 90), LimitsConfig(), decode_width("blocks"))
         start = time.process_time()
-        detections = detector.process(decoded)
+        detections = detector.process(decoded, (info.width, info.height))
         if timing is not None:
             timing.add(size, time.process_time() - start)
         for update in tracker.observe(iid, sf.seq, sf.seq / FPS, detections):

@@ -28,15 +28,15 @@ from image_pipeline.records.events import KeyRendering, event_writes, render_key
 from image_pipeline.records.imagedb import (
     StoredImage,
     camera_history,
-    load_image,
     parse_announcement,
+    read_announced,
     stored_capture_time,
 )
 from image_pipeline.stages.camera_monitor import start_monitor
 from image_pipeline.stages.step import Outputs, Send, Source, StageSpec, StepBase
-from image_pipeline.vision.detector import Detector, detector_factory
+from image_pipeline.vision.detector import Detector, decode_width, detector_factory
 from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
-from image_pipeline.vision.imaging import decode
+from image_pipeline.vision.imaging import decode, decode_at_least
 
 logger = logging.getLogger(__name__)
 RECENT_HIT_FRAMES = 4  # a new episode's key frame can be one of its first hits, a frame or two back
@@ -44,13 +44,20 @@ RECENT_HIT_FRAMES = 4  # a new episode's key frame can be one of its first hits,
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera frame with its decoded pixels: the analyzer's input, live or replayed."""
+    """One camera frame: the analyzer's input, live or replayed.
+
+    `image` is decoded only as large as the detector needs (a 1/4 JPEG decode of a 640x480 frame for
+    the blocks detector); `data` keeps the stored file's bytes, decoded at full size only if the
+    frame becomes an event's key frame.
+    """
 
     camera_id: str
     image_id: str
     seq: int
     captured_at: float
     image: np.ndarray
+    full_size: tuple[int, int]  # (width, height) of the camera frame
+    data: bytes
 
 
 @dataclass
@@ -63,7 +70,8 @@ class CameraState:
     last_seq: int = -1
     last_captured: float = 0.0
     previous_image_id: str | None = None
-    recent_hits: deque[tuple[str, np.ndarray, np.ndarray | None]] = field(
+    # Hit frames that may yet become a key frame: image id, stored bytes, difference image.
+    recent_hits: deque[tuple[str, bytes, np.ndarray | None]] = field(
         default_factory=lambda: deque(maxlen=RECENT_HIT_FRAMES))
     rendered: dict[str, KeyRendering] = field(default_factory=dict)  # by event id: the current key's images
     written: dict[str, str] = field(default_factory=dict)  # by event id: the key image id on disk
@@ -99,9 +107,9 @@ class AnalysisStep(StepBase[Frame]):
         """Detect on one frame, close idle episodes, advance this camera's episodes."""
         state = self.cameras[item.camera_id]
         out = self._advance_clock(state.partition, item.captured_at)
-        detections = state.detector.process(item.image)
+        detections = state.detector.process(item.image, item.full_size)
         if detections:
-            state.recent_hits.append((item.image_id, item.image, state.detector.last_difference))
+            state.recent_hits.append((item.image_id, item.data, state.detector.last_difference))
         updates = state.tracker.observe(item.image_id, item.seq, item.captured_at, detections)
         state.last_seq, state.last_captured, state.previous_image_id = item.seq, item.captured_at, item.image_id
         self._render_changed_keys(state)
@@ -186,8 +194,9 @@ class AnalysisStep(StepBase[Frame]):
             hit = next((h for h in state.recent_hits if h[0] == key.image_id), None)
             if hit is None:
                 continue  # cannot happen: a key frame is a hit frame while it is recent
+            full = decode(hit[1], self.cfg.limits)  # full resolution, for key frames only
             state.rendered[event_id] = render_key(event_type, state.tracker.camera_id, key.image_id, key.score,
-                                                  key.boxes, hit[1], hit[2])
+                                                  key.boxes, full, hit[2])
 
     def _emit(self, update: EpisodeUpdate, state: CameraState, captured_at: float) -> Outputs:
         """The files and the event message of one episode step; derived images when the key frame moved."""
@@ -232,10 +241,15 @@ class AnalysisStep(StepBase[Frame]):
 
 def frame_decoder(cfg: Config) -> Callable[[bytes | None], Frame]:
     """Parse an image announcement and load its pixels from the image database."""
+    width = decode_width(cfg.analysis.detector)
+
     def decode_record(value: bytes | None) -> Frame:
-        message = parse_announcement(cfg, value)
-        image = load_image(cfg, message.path)
-        return Frame(message.camera_id, message.image_id, message.seq, message.captured_at, image)
+        announced = parse_announcement(cfg, value)
+        message = announced.message
+        data = read_announced(announced)
+        image, info = decode_at_least(data, cfg.limits, width)
+        return Frame(message.camera_id, message.image_id, message.seq, message.captured_at, image,
+                     (info.width, info.height), data)
     return decode_record
 
 
@@ -249,8 +263,10 @@ def frame_history(cfg: Config) -> Callable[[Frame], Iterator[Callable[[], Frame]
 
 def _stored_frame(cfg: Config, camera_id: str, stored: StoredImage) -> Frame:
     """A stored image as the frame its announcement would have given."""
-    image = decode(stored.path.read_bytes(), cfg.limits)
-    return Frame(camera_id, stored.image_id, stored.seq, stored_capture_time(stored.path), image)
+    data = stored.path.read_bytes()
+    image, info = decode_at_least(data, cfg.limits, decode_width(cfg.analysis.detector))
+    return Frame(camera_id, stored.image_id, stored.seq, stored_capture_time(stored.path), image,
+                 (info.width, info.height), data)
 
 
 def analysis_spec(cfg: Config, step: AnalysisStep) -> StageSpec[Frame]:

@@ -29,7 +29,6 @@ from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
 from image_pipeline.messages import ImageMessage
 from image_pipeline.records.imagedb import load_image, parse_announcement
 from image_pipeline.stages.step import FileWrite, Outputs, Source, StageSpec, StepBase
-from image_pipeline.storage import safe_join
 from image_pipeline.vision.imaging import encode_jpeg
 
 logger = logging.getLogger(__name__)
@@ -90,8 +89,8 @@ class ThumbnailStep(StepBase[Original]):
 def original_decoder(cfg: Config) -> Callable[[bytes | None], Original]:
     """Parse an image announcement and load the original from the image database."""
     def decode_record(value: bytes | None) -> Original:
-        message = parse_announcement(cfg, value)
-        return Original(message, safe_join(cfg.images_dir, message.path), load_image(cfg, message.path))
+        announced = parse_announcement(cfg, value)
+        return Original(announced.message, announced.path, load_image(cfg, announced))
     return decode_record
 
 

@@ -99,17 +99,22 @@ class CameraDetector:
             return None
         return cv2.resize(self._diff, self._size, interpolation=cv2.INTER_LINEAR)
 
-    def _setup(self, frame: np.ndarray) -> None:
+    def _setup(self, size: tuple[int, int]) -> None:
         """Size the work buffers and the block grid for this frame size (the model restarts its warm-up)."""
-        self._size = (frame.shape[1], frame.shape[0])
+        self._size = size
         self._blocks = BlockStats(*work_geometry(self._size, self.params))
         self._seen = 0
         self._mode = "normal"
 
-    def process(self, frame: np.ndarray) -> list[Detection]:
-        """Analyse one uint8 frame, BGR (h, w, 3) or gray (h, w), and return the events it shows."""
-        if self._size != (frame.shape[1], frame.shape[0]) or self._blocks is None:
-            self._setup(frame)
+    def process(self, frame: np.ndarray, full_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Analyse one uint8 frame, BGR (h, w, 3) or gray (h, w), and return the events it shows.
+
+        full_size is the camera frame's (width, height) when `frame` is a reduced decode of it (at least
+        work_width wide): the analysis is the same, and boxes come out in full-resolution pixels.
+        """
+        size = full_size or (frame.shape[1], frame.shape[0])
+        if self._size != size or self._blocks is None:
+            self._setup(size)
         b = self._blocks
         assert b is not None
         b.load(frame)

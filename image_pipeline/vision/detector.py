@@ -27,14 +27,29 @@ class Detection:
 class Detector(Protocol):
     """A stateful per-camera detector: frames go in capture order, events come out."""
 
-    def process(self, frame: np.ndarray) -> list[Detection]:
-        """Analyse one uint8 frame, BGR (h, w, 3) or gray (h, w), and return the events it shows."""
+    def process(self, frame: np.ndarray, full_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Analyse one uint8 frame, BGR (h, w, 3) or gray (h, w), and return the events it shows.
+
+        full_size is the camera frame's (width, height) when `frame` was decoded smaller; boxes are
+        always in full-resolution pixels.
+        """
         ...
 
     @property
     def last_difference(self) -> np.ndarray | None:
         """Full-resolution uint8 difference image of the last frame, or None before the first one."""
         ...
+
+
+def decode_width(name: str) -> int | None:
+    """How wide a frame the detector needs: JPEGs may be decoded down to that (None: full resolution).
+
+    The blocks detector works at ~160 px wide, so it gets a 1/2, 1/4 or 1/8 decode; MOG2, the
+    baseline, works at full resolution as it is defined.
+    """
+    from image_pipeline.vision.detection import DetectorParams
+
+    return DetectorParams().work_width if name == "blocks" else None
 
 
 def detector_factory(name: str) -> Callable[[], Detector]:

@@ -99,15 +99,44 @@ def inspect(data: bytes, limits: LimitsConfig) -> ImageInfo:
 
 def decode(data: bytes, limits: LimitsConfig, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Fully decode validated image bytes to a uint8 array; corrupt data raises ImageError."""
+    return decode_scaled(data, limits, 1, flags)[0]
+
+
+# JPEG decoders scale by 1/2, 1/4 or 1/8 inside the inverse DCT, so a reduced decode skips most of
+# the work; every entropy-coded block is still read, so corrupt data is caught as in a full decode.
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def reduction_for(width: int, min_width: int | None) -> int:
+    """The largest decode reduction (1, 2, 4 or 8) that keeps the image at least min_width wide."""
+    if not min_width:
+        return 1
+    return next((f for f in (8, 4, 2) if -(-width // f) >= min_width), 1)
+
+
+def decode_at_least(data: bytes, limits: LimitsConfig, min_width: int | None) -> tuple[np.ndarray, ImageInfo]:
+    """Validate and decode as small as the format allows while staying min_width wide (None: full size)."""
+    return decode_scaled(data, limits, reduction_for(inspect(data, limits).width, min_width))
+
+
+def decode_scaled(data: bytes, limits: LimitsConfig, factor: int,
+                  flags: int = cv2.IMREAD_COLOR) -> tuple[np.ndarray, ImageInfo]:
+    """Validate and decode at 1/factor of the size (factor 1, 2, 4 or 8); returns the pixels and the header.
+
+    The checks are those of a full decode: header, size limits, end-of-image marker, a decoder that
+    accepts the data, and a decoded size that matches the header (scaled, rounded up as decoders do).
+    """
     info = inspect(data, limits)
     if info.format == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise ImageError("JPEG is truncated (no end-of-image marker)", "corrupt")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    reduced = factor > 1 and flags == cv2.IMREAD_COLOR and info.format == "jpeg"  # PNG has no cheap reduction
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED[factor] if reduced else flags)
     if image is None:
         raise ImageError(f"{info.format} data could not be decoded (corrupt)", "corrupt")
-    if image.shape[1] != info.width or image.shape[0] != info.height:
+    scale = factor if reduced else 1
+    if image.shape[1] != -(-info.width // scale) or image.shape[0] != -(-info.height // scale):
         raise ImageError("decoded size differs from the header (corrupt)", "corrupt")
-    return image
+    return image, info
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:

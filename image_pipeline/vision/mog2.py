@@ -45,8 +45,8 @@ class Mog2Detector:
             return self._mask.copy()
         return cv2.resize(self._mask, full, interpolation=cv2.INTER_NEAREST)
 
-    def process(self, frame: np.ndarray) -> list[Detection]:
-        """Analyse one BGR (or gray) uint8 frame and return its intrusion, if any."""
+    def process(self, frame: np.ndarray, full_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Analyse one BGR (or gray) uint8 frame and return its intrusion, if any (boxes in full_size pixels)."""
         if frame.shape != self._shape or self._subtractor is None:
             self._reset(frame)
         assert self._subtractor is not None
@@ -56,7 +56,8 @@ class Mog2Detector:
         _, mask = cv2.threshold(raw, SHADOW, 255, cv2.THRESH_BINARY)  # shadows (127) count as background
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
         self._mask = cv2.dilate(mask, self._kernel, iterations=2)
-        return self._intrusion(frame.shape[1], frame.shape[0])
+        width, height = full_size or (frame.shape[1], frame.shape[0])
+        return self._intrusion(width, height)
 
     def _reset(self, frame: np.ndarray) -> None:
         """Start a fresh model for a new frame shape; the old one describes another view."""

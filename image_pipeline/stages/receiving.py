@@ -17,6 +17,7 @@ from image_pipeline.kafka.clients import ensure_topics, make_producer
 from image_pipeline.messages import UploadError
 from image_pipeline.sim.synthesis import camera_ids, load_backgrounds, synthesize_camera
 from image_pipeline.stages.publishing import Capture, Receiver
+from image_pipeline.stages.spool import spool
 from image_pipeline.storage import check_camera_id
 from image_pipeline.vision.imaging import ImageError, decode, encode_jpeg, inspect
 
@@ -148,7 +149,7 @@ def _main(args: argparse.Namespace) -> int:
                     cfg.kafka.bootstrap_servers, cfg.topics.images.name)
     if args.prerender and not args.source:
         drawing_began = time.monotonic()
-        captures = iter(list(captures))
+        captures = spool(captures)
         logger.info("prerendered %d frames in %.1f s", total, time.monotonic() - drawing_began)
     receiver = Receiver(cfg, stop, fps)
     began = time.monotonic()

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from image_pipeline.config import Config
-from image_pipeline.storage import UnsafePathError, check_id, safe_join
+from image_pipeline.records.events import alert_files, event_files
+from image_pipeline.storage import UnsafePathError, safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class RecordStore:
     def event(self, event_id: str) -> dict[str, Any] | None:
         """One event record by id, or None (also for ids that are not safe file names)."""
         try:
-            path = safe_join(self.cfg.events_dir, f"{check_id(event_id, 'event id')}.json")
+            path = safe_join(self.cfg.data_dir, event_files(self.cfg, event_id).record)
         except UnsafePathError:
             return None
         return self._read(path)
@@ -111,7 +112,7 @@ class RecordStore:
     def alert(self, event_id: str) -> dict[str, Any] | None:
         """The alert record of an event, or None."""
         try:
-            path = safe_join(self.cfg.alerts_dir, f"{check_id(event_id, 'event id')}.json")
+            path = safe_join(self.cfg.data_dir, alert_files(self.cfg, event_id)[0])
         except UnsafePathError:
             return None
         return self._read(path)

@@ -15,6 +15,7 @@ from image_pipeline.message_checks import MAX_EPOCH
 from image_pipeline.messages import (
     AlertMessage,
     DeadLetter,
+    DeliveryMessage,
     EventMessage,
     ImageMessage,
     MessageError,
@@ -23,7 +24,9 @@ from image_pipeline.messages import (
 )
 from image_pipeline.storage import check_camera_id, check_id, safe_join
 
-SCHEMAS: tuple[type[_Message], ...] = (ImageMessage, EventMessage, AlertMessage, DeadLetter, UploadError)
+SCHEMAS: tuple[type[_Message], ...] = (
+    ImageMessage, EventMessage, AlertMessage, DeliveryMessage, DeadLetter, UploadError
+)
 TIME_FIELDS = ("captured_at", "analyzed_at", "alerted_at", "failed_at", "received_at")
 ID_FIELDS = ("image_id", "event_id", "first_image_id", "last_image_id", "key_image_id", "alert_id")
 
@@ -39,6 +42,14 @@ VALID: dict[type[_Message], dict[str, Any]] = {
         "A-5d41402a", "cam-01-intrusion-000042", "intrusion", "cam-01", 0.91,
         [{"name": "Security desk", "contact": "security-desk@example.com", "subscription": "Security desk"}],
         "image_event_alerts/cam-01-intrusion-000042.json", 1795484100.223, 1795484100.262,
+    ).to_dict(),
+    DeliveryMessage: DeliveryMessage(
+        "A-5d41402a/security-desk.webhook-1a2b3c4d5e", "A-5d41402a", "cam-01-intrusion-000042", "intrusion",
+        "cam-01", 0.91, "Someone entered the view of camera cam-01.", "Security desk",
+        "security-desk.webhook-1a2b3c4d5e", "webhook", "webhook-1a2b3c4d5e", "https://hooks.example.com/desk",
+        "image_event_database/cam-01-intrusion-000042_annotated.jpg",
+        "image_event_alerts/cam-01-intrusion-000042.json", 1795484100.223, 1795484100.262, 7,
+        ["cam-01-intrusion-000051"],
     ).to_dict(),
     DeadLetter: DeadLetter(
         "images", 1, 17, "Y2FtLTAx", "eyJzY2hlbWEiOiJpbWFnZSIsLi4ufQ==", "path escapes image_database/",
@@ -80,12 +91,15 @@ def usable(message: _Message) -> None:
     for name in ID_FIELDS:
         if hasattr(message, name):
             check_id(getattr(message, name))
-    if isinstance(message, ImageMessage | EventMessage | AlertMessage):
+    if isinstance(message, ImageMessage | EventMessage | AlertMessage | DeliveryMessage):
         check_camera_id(message.camera_id)
     if isinstance(message, ImageMessage):
         safe_join(Path("/nonexistent-image-database"), message.path)
     if isinstance(message, DeadLetter):
         message.original_value()
+    if isinstance(message, DeliveryMessage):  # the worker reads the key frame and names a status file
+        safe_join(Path("/nonexistent-data"), message.key_frame_path)
+        check_id(message.alertee)
 
 
 def decode_or_refuse(schema: type[_Message], raw: bytes) -> None:

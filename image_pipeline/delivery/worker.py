@@ -60,12 +60,19 @@ class DeliveryStats:
 
 
 class _Listener(AsyncConsumerRebalanceListener):
-    """Commits what is finished in revoked partitions, and drops their queued jobs."""
+    """Commits what is finished in revoked partitions while they are still ours; the loop drops their jobs."""
 
     def __init__(self, worker: DeliveryWorker) -> None:
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        offsets = self.worker.finished_offsets(set(revoked))
+        if offsets:
+            try:
+                await self.worker.consumer.commit_async(offsets)
+                self.worker.note_committed(offsets)
+            except KafkaError as exc:
+                logger.warning("commit on revoke failed (%s); the new owner skips what is done", exc)
         self.worker.revoked.extend(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -213,25 +220,32 @@ class DeliveryWorker:
         if future.failed():
             raise FatalError(f"dead letter of offset {record.offset} never reached Kafka: {future.exception}")
 
+    def finished_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """What may be committed in these partitions and is not yet (called in poll, on the main thread)."""
+        return {tp: OffsetAndMetadata(p, "", -1) for tp, p in self.tracker.points().items()
+                if tp in partitions and p > self._committed.get(tp, -1)}
+
+    def note_committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Remember offsets committed outside _commit()."""
+        self._committed.update({tp: om.offset for tp, om in offsets.items()})
+
     def _apply_revocations(self) -> None:
         revoked, self.revoked = set(self.revoked), []
         if not revoked:
             return
-        self._commit(only=revoked)
         self.tracker.forget(revoked)
         for tp in revoked:
             self._committed.pop(tp, None)
         for lane in self.lanes.values():
             lane.drop(revoked)
 
-    def _commit(self, only: set[TopicPartition] | None = None) -> None:
-        points = {tp: p for tp, p in self.tracker.points().items()
-                  if (only is None or tp in only) and p > self._committed.get(tp, -1)}
-        if not points:
+    def _commit(self) -> None:
+        offsets = self.finished_offsets(set(self.tracker.points()))
+        if not offsets:
             return
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(p, "", -1) for tp, p in points.items()})
-            self._committed.update(points)
+            self.consumer.commit(offsets)
+            self.note_committed(offsets)
         except (CommitFailedError, KafkaError) as exc:
             logger.warning("commit failed (%s); those deliveries will be read again and skipped if done", exc)
 

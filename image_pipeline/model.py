@@ -26,4 +26,4 @@ EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 VISUAL_EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType if t is not EventType.OFFLINE)
 
 # Detectors the analyzer can run (analysis.detector in config.yaml); vision/detector.py builds them.
-DETECTOR_NAMES: tuple[str, ...] = ("blocks", "mog2")
+DETECTOR_NAMES: tuple[str, ...] = ("blocks", "mog2", "knn")

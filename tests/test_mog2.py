@@ -10,6 +10,7 @@ from image_pipeline.model import DETECTOR_NAMES, Box, EventType
 from image_pipeline.sim.score import iou
 from image_pipeline.vision.detection import CameraDetector
 from image_pipeline.vision.detector import Detection, detector_factory
+from image_pipeline.vision.knn import KnnDetector
 from image_pipeline.vision.mog2 import Mog2Detector
 
 SQUARE = 40
@@ -28,7 +29,7 @@ def noisy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image.astype(np.int16) + rng.integers(-3, 4, image.shape, dtype=np.int16), 0, 255).astype(np.uint8)
 
 
-def square_run(detector: Mog2Detector, size: tuple[int, int], still: int, moving: int,
+def square_run(detector: Mog2Detector | KnnDetector, size: tuple[int, int], still: int, moving: int,
                side: int = SQUARE) -> list[tuple[list[Detection], Box]]:
     """Feed still frames, then frames with a bright square walking right; (detections, square box) per moving frame."""
     rng = np.random.default_rng(11)
@@ -92,6 +93,13 @@ def test_factory_builds_each_known_detector_afresh() -> None:
 
 
 def test_factory_rejects_an_unknown_name_and_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown detector 'knn'") as info:
-        detector_factory("knn")
+    with pytest.raises(ValueError, match="unknown detector 'gmg'") as info:
+        detector_factory("gmg")
     assert all(name in str(info.value) for name in DETECTOR_NAMES)
+
+
+def test_knn_baseline_boxes_the_moving_square_too() -> None:
+    run = square_run(KnnDetector(), (320, 240), still=20, moving=8)
+    for found, truth in run[1:]:
+        assert [d.type for d in found] == [EventType.INTRUSION]
+        assert best_iou(found, truth) >= 0.3

@@ -190,6 +190,11 @@ def score_dirs(images_dir: Path, events_dir: Path) -> ScoreReport:
                     truth_rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     logger.warning("skipping bad truth line file=%s line=%d", truth_path, n)
+    return score(truth_rows, load_event_records(events_dir))
+
+
+def load_event_records(events_dir: Path) -> list[dict[str, Any]]:
+    """The event records of an event database folder, in file-name order; unreadable files are skipped."""
     records = []
     for path in sorted(events_dir.glob("*.json")):
         try:
@@ -199,16 +204,22 @@ def score_dirs(images_dir: Path, events_dir: Path) -> ScoreReport:
             continue
         if isinstance(data, dict) and "event_id" in data and "event_type" in data:
             records.append(data)
-    return score(truth_rows, records)
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the score of the data folder's events against its ground truth."""
+    """Print the score of the data folder's events against its ground truth (or a real clip's, with --truth)."""
+    # Imported here: footage_report imports this module.
+    from image_pipeline.sim.footage_report import add_arguments, footage_main
+
     parser = argparse.ArgumentParser(description="Score detected events against the ground truth.")
     parser.add_argument("--data-dir", help="folder holding image_database/ and image_event_database/")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    if args.truth:
+        return footage_main(args)
     try:
         cfg = load_config().with_overrides(data_dir=args.data_dir)
     except ConfigError as exc:

@@ -45,7 +45,7 @@ def decode_width(name: str) -> int | None:
     """How wide a frame the detector needs: JPEGs may be decoded down to that (None: full resolution).
 
     The blocks detector works at ~160 px wide, so it gets a 1/2, 1/4 or 1/8 decode; MOG2, the
-    baseline, works at full resolution as it is defined.
+    and KNN baselines work at full resolution as they are defined.
     """
     from image_pipeline.vision.detection import DetectorParams
 
@@ -53,12 +53,14 @@ def decode_width(name: str) -> int | None:
 
 
 def detector_factory(name: str) -> Callable[[], Detector]:
-    """Zero-argument constructor of the detector called name ("blocks", the default, or "mog2")."""
+    """Zero-argument constructor of the detector called name ("blocks", the default, "mog2" or "knn")."""
     # Imported here because detection.py and mog2.py import Detection from this module.
     from image_pipeline.vision.detection import CameraDetector
+    from image_pipeline.vision.knn import KnnDetector
     from image_pipeline.vision.mog2 import Mog2Detector
 
-    makers: dict[str, Callable[[], Detector]] = {"blocks": CameraDetector, "mog2": Mog2Detector}
+    makers: dict[str, Callable[[], Detector]] = {"blocks": CameraDetector, "mog2": Mog2Detector,
+                                                 "knn": KnnDetector}
     if name not in DETECTOR_NAMES or name not in makers:
         raise ValueError(f"unknown detector {name!r}; known detectors: {', '.join(DETECTOR_NAMES)}")
     return makers[name]

@@ -1,4 +1,4 @@
-"""The classical background-subtraction detector: OpenCV's MOG2 with stock settings, intrusions only."""
+"""The classical background-subtraction detectors: OpenCV's MOG2 (and, in knn.py, KNN) with stock settings."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Mog2Detector:
     def __init__(self) -> None:
         self._shape: tuple[int, ...] | None = None  # full-resolution frame shape, channels included
         self._work = (0, 0)  # analysis (width, height)
-        self._subtractor: cv2.BackgroundSubtractorMOG2 | None = None
+        self._subtractor: cv2.BackgroundSubtractor | None = None
         self._mask: np.ndarray | None = None  # last foreground mask at work size
         self._kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
@@ -65,8 +65,12 @@ class Mog2Detector:
         scale = min(1.0, math.sqrt(MAX_WORK_PIXELS / (w * h)))
         self._work = (max(1, round(w * scale)), max(1, round(h * scale)))
         self._shape = frame.shape
-        self._subtractor = cv2.createBackgroundSubtractorMOG2(detectShadows=True)
+        self._subtractor = self._make_subtractor()
         self._mask = None
+
+    def _make_subtractor(self) -> cv2.BackgroundSubtractor:
+        """The OpenCV subtractor at its defaults, shadows marked (so they can be dropped)."""
+        return cv2.createBackgroundSubtractorMOG2(detectShadows=True)
 
     def _intrusion(self, width: int, height: int) -> list[Detection]:
         """Boxes of the large enough external contours of the mask, scaled to full resolution."""

@@ -23,8 +23,9 @@ from image_pipeline.delivery.settings import (
     check_delivery,
 )
 from image_pipeline.message_checks import MAX_SIDE
-from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES
+from image_pipeline.model import DETECTOR_NAMES, EVENT_TYPES, EventType
 from image_pipeline.storage import MAX_CAMERA_ID_LEN, UnsafePathError, brief_repr, check_camera_id, check_id
+from image_pipeline.zones import CameraAreas, check_areas, zone_names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
@@ -41,6 +42,9 @@ class KafkaConfig:
     request_timeout_ms: int = 15_000
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 10_000
+    # Topics the pipeline creates: 1/1 on one broker; 3/2 on a cluster survives losing one broker.
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,15 @@ class Subscription:
     notify: tuple[Notify, ...] = ()
     # At most one delivery per camera and event type in this window; the rest go into the next one.
     cooldown_s: float = 60.0
+    # Zone names (areas: in config.yaml): an intrusion counts only when a box's foot point is in one.
+    zones: tuple[str, ...] = ()
 
-    def matches(self, camera_id: str, event_type: str, score: float) -> bool:
-        """Whether an event of this camera, type and score concerns this subscriber."""
+    def matches(self, camera_id: str, event_type: str, score: float,
+                zones_hit: frozenset[str] = frozenset()) -> bool:
+        """Whether an event of this camera, type and score (in these zones) concerns this subscriber."""
         camera_ok = "*" in self.cameras or camera_id in self.cameras
-        return camera_ok and event_type in self.event_types and score >= self.min_score
+        zone_ok = not self.zones or event_type != EventType.INTRUSION or bool(zones_hit & set(self.zones))
+        return camera_ok and zone_ok and event_type in self.event_types and score >= self.min_score
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cameras: tuple[CameraConfig, ...] = ()  # real cameras (cameras/); empty: the receiver synthesizes
+    areas: tuple[CameraAreas, ...] = ()  # motion masks and zones per camera id (zones.py)
     # Folder that relative data paths are resolved against (the config file's folder).
     base_dir: str = str(PROJECT_ROOT)
 
@@ -255,6 +264,8 @@ def _ranges(cfg: Config) -> dict[str, tuple[float, float, float]]:
         "kafka.request_timeout_ms": (k.request_timeout_ms, 1, _INT32_MAX),
         "kafka.max_poll_interval_ms": (k.max_poll_interval_ms, 1, _INT32_MAX),
         "kafka.session_timeout_ms": (k.session_timeout_ms, 1, _INT32_MAX),
+        "kafka.replication_factor": (k.replication_factor, 1, 32_767),
+        "kafka.min_insync_replicas": (k.min_insync_replicas, 1, k.replication_factor),
         "receiver.cameras": (r.cameras, 1, 10_000),
         "receiver.frames": (r.frames, 1, 10**9),
         "receiver.fps": (r.fps, 0, 1000),  # 0: as fast as possible
@@ -343,6 +354,20 @@ def _check_subscriptions(subscriptions: tuple[Subscription, ...]) -> None:
             raise ConfigError(f"subscriptions[{i}].min_score: must be between 0 and 1, got {sub.min_score}")
 
 
+def _check_areas(cfg: Config) -> None:
+    """Masks and zones are well-formed, and every zone a subscription names exists."""
+    try:
+        check_areas(cfg.areas)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    known = zone_names(cfg.areas)
+    for i, sub in enumerate(cfg.subscriptions):
+        for zone in sub.zones:
+            if zone not in known:
+                raise ConfigError(f"subscriptions[{i}].zones: no camera has a zone {brief_repr(zone)}"
+                                  f" (zones: {', '.join(sorted(known)) or 'none'})")
+
+
 def _validate(cfg: Config) -> None:
     """Range checks that types alone cannot express."""
     _check_names(cfg)
@@ -355,6 +380,7 @@ def _validate(cfg: Config) -> None:
             f" (known: {', '.join(DETECTOR_NAMES)})"
         )
     _check_subscriptions(cfg.subscriptions)
+    _check_areas(cfg)
     try:
         check_delivery(cfg)
     except SettingsError as exc:

@@ -23,6 +23,8 @@ from image_pipeline.stages.step import FileWrite
 from image_pipeline.storage import check_id, safe_join
 from image_pipeline.vision.episodes import Episode
 from image_pipeline.vision.imaging import encode_jpeg
+from image_pipeline.vision.masking import draw_areas
+from image_pipeline.zones import CameraAreas
 
 DERIVED_JPEG_QUALITY = 85
 
@@ -74,13 +76,17 @@ def annotate(image: np.ndarray, boxes: tuple[Box, ...], label: str) -> np.ndarra
 
 
 def render_key(event_type: str, camera_id: str, image_id: str, score: float, boxes: tuple[Box, ...],
-               image: np.ndarray, difference: np.ndarray | None) -> KeyRendering:
-    """The annotated and difference images of a key frame; the same inputs always give the same bytes."""
+               image: np.ndarray, difference: np.ndarray | None,
+               areas: CameraAreas | None = None) -> KeyRendering:
+    """The annotated and difference images of a key frame; the same inputs always give the same bytes.
+
+    The annotated image also shows the camera's motion mask (shaded) and zones (outlined, named).
+    """
     label = f"{event_type} {camera_id} {image_id} score {score:.2f}"
     diff = difference if difference is not None else np.zeros(image.shape[:2], np.uint8)
     return KeyRendering(
         image_id,
-        encode_jpeg(annotate(image, boxes, label), DERIVED_JPEG_QUALITY),
+        encode_jpeg(annotate(draw_areas(image, areas), boxes, label), DERIVED_JPEG_QUALITY),
         encode_jpeg(diff, DERIVED_JPEG_QUALITY),
     )
 

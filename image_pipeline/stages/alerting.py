@@ -26,6 +26,7 @@ from image_pipeline.model import EventType
 from image_pipeline.records.events import alert_files, event_files, image_path, json_bytes, read_record, utc
 from image_pipeline.stages.step import FileWrite, Outputs, Send, Source, StageSpec, StepBase
 from image_pipeline.storage import safe_join
+from image_pipeline.zones import zones_hit
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class EventInput:
     event_paths: dict[str, str]  # the event's files, relative to the data folder
     existing_alert: dict[str, Any] | None  # the alert record already written for this event
     cooldown: dict[str, Any] = field(default_factory=dict)  # the camera's cooldown state (delivery/routing.py)
+    zones_hit: frozenset[str] = frozenset()  # zones holding a box's foot point on some frame (zones.py)
 
 
 def alert_id_for(event_id: str) -> str:
@@ -52,13 +54,21 @@ def alert_id_for(event_id: str) -> str:
     return "A-" + hashlib.sha1(event_id.encode("utf-8")).hexdigest()[:8]
 
 
-def alertees_for(subscriptions: tuple[Subscription, ...], event: EventMessage) -> list[dict[str, str]]:
-    """Everyone whose subscription matches this event's camera, type and score."""
+def alertees_for(subscriptions: tuple[Subscription, ...], event: EventMessage,
+                 zones: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    """Everyone whose subscription matches this event's camera, type, score and (for intrusions) zones."""
     return [
         {"name": s.name, "contact": s.contact or ", ".join(n.channel() for n in s.notify), "subscription": s.name}
         for s in subscriptions
-        if s.matches(event.camera_id, event.event_type, event.score)
+        if s.matches(event.camera_id, event.event_type, event.score, zones)
     ]
+
+
+def event_zones(cfg: Config, camera_id: str, record: dict[str, Any]) -> frozenset[str]:
+    """The camera's zones that hold the foot point of some box of the event record, on any frame."""
+    boxes = [tuple(int(v) for v in box) for frame in record.get("frames") or [] if isinstance(frame, dict)
+             for box in frame.get("boxes") or [] if isinstance(box, list) and len(box) == 4]
+    return zones_hit(cfg.areas, camera_id, boxes)  # type: ignore[arg-type]
 
 
 def summary_of(event: EventMessage) -> str:
@@ -125,10 +135,11 @@ class AlertStep(StepBase[EventInput]):
         if existing is not None:
             return self._refresh(item, existing)
         event = item.event
-        alertees = alertees_for(self.cfg.subscriptions, event)
+        alertees = alertees_for(self.cfg.subscriptions, event, item.zones_hit)
         if not alertees:
             return Outputs()
-        matched = [s for s in self.cfg.subscriptions if s.matches(event.camera_id, event.event_type, event.score)]
+        matched = [s for s in self.cfg.subscriptions
+                   if s.matches(event.camera_id, event.event_type, event.score, item.zones_hit)]
         deliveries, cooldown = plan_deliveries(matched, alert_id_for(event.event_id), event.event_id,
                                                event.event_type, event.captured_at, item.cooldown)
         record = alert_record(self.cfg, item, alertees, self.clock(), deliveries)
@@ -186,7 +197,7 @@ def event_decoder(cfg: Config) -> Callable[[bytes | None], EventInput]:
         paths.update({k: v for k, v in recorded.get("paths", {}).items() if isinstance(v, str)})
         existing = read_record(safe_join(cfg.data_dir, alert_files(cfg, event.event_id)[0]))
         cooldown = read_record(safe_join(cfg.data_dir, cooldown_file(cfg, event.camera_id))) or {}
-        return EventInput(event, paths, existing, cooldown)
+        return EventInput(event, paths, existing, cooldown, event_zones(cfg, event.camera_id, recorded))
     return decode_record
 
 

@@ -37,6 +37,8 @@ from image_pipeline.stages.step import Outputs, Send, Source, StageSpec, StepBas
 from image_pipeline.vision.detector import Detector, decode_width, detector_factory
 from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
 from image_pipeline.vision.imaging import decode, decode_at_least
+from image_pipeline.vision.masking import MotionMask
+from image_pipeline.zones import areas_of
 
 logger = logging.getLogger(__name__)
 RECENT_HIT_FRAMES = 4  # a new episode's key frame can be one of its first hits, a frame or two back
@@ -100,6 +102,7 @@ class AnalysisStep(StepBase[Frame]):
         self.cameras: dict[str, CameraState] = {}
         self.clocks: dict[int | None, float] = {}  # capture clock per partition
         self.counters = AnalysisCounters()
+        self.masks: dict[str, MotionMask] = {}  # per camera, built on its first frame
 
     # -- the step
 
@@ -107,7 +110,7 @@ class AnalysisStep(StepBase[Frame]):
         """Detect on one frame, close idle episodes, advance this camera's episodes."""
         state = self.cameras[item.camera_id]
         out = self._advance_clock(state.partition, item.captured_at)
-        detections = state.detector.process(item.image, item.full_size)
+        detections = state.detector.process(self._masked(item), item.full_size)
         if detections:
             state.recent_hits.append((item.image_id, item.data, state.detector.last_difference))
         updates = state.tracker.observe(item.image_id, item.seq, item.captured_at, detections)
@@ -118,6 +121,14 @@ class AnalysisStep(StepBase[Frame]):
         if source is not None:
             self._count_image()
         return out
+
+    def _masked(self, item: Frame) -> np.ndarray:
+        """The frame with its camera's motion mask painted out (areas: in config.yaml)."""
+        mask = self.masks.get(item.camera_id)
+        if mask is None:
+            cam = areas_of(self.cfg.areas, item.camera_id)
+            mask = self.masks[item.camera_id] = MotionMask(cam.mask if cam else ())
+        return mask.paint(item.image, item.full_size)
 
     def needs_replay(self, item: Frame) -> bool:
         """State is missing (first frame, restart, rebalance) or stale (a redelivered frame)."""
@@ -196,7 +207,8 @@ class AnalysisStep(StepBase[Frame]):
                 continue  # cannot happen: a key frame is a hit frame while it is recent
             full = decode(hit[1], self.cfg.limits)  # full resolution, for key frames only
             state.rendered[event_id] = render_key(event_type, state.tracker.camera_id, key.image_id, key.score,
-                                                  key.boxes, full, hit[2])
+                                                  key.boxes, full, hit[2],
+                                                  areas_of(self.cfg.areas, state.tracker.camera_id))
 
     def _emit(self, update: EpisodeUpdate, state: CameraState, captured_at: float) -> Outputs:
         """The files and the event message of one episode step; derived images when the key frame moved."""

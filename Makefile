@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test container-test demo bench lint kafka broker-start broker-stop clean-data
+.PHONY: test test-cluster container-test demo bench lint kafka broker-start broker-stop clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: kafka lint
 	@if ! command -v podman >/dev/null 2>&1; then echo "podman is not installed: container-test skipped (.ci/run installs it)"; \
 	elif [ "$$(id -u)" != 0 ]; then echo "container-test needs root for podman's own image store: skipped (run make container-test as root)"; \
 	else $(MAKE) --no-print-directory container-test; fi
+
+# A 3-broker KRaft cluster of the tests' own (tests/test_cluster*.py): broker loss, inline transport.
+test-cluster: kafka
+	PIPELINE_TEST_CLUSTER=1 $(PY) -m pytest -q $(wildcard tests/test_cluster*.py)
 
 # Builds the image with podman and walks the README's Docker section (devtools/container/).
 container-test: kafka

@@ -1,6 +1,7 @@
 """Start, stop and inspect a local single-node Apache Kafka broker run natively from its jars.
 
 Usage: python -m image_pipeline.kafka.broker start|stop|status|fetch|free-port [--port N] [--fresh]
+       python -m image_pipeline.kafka.broker cluster start|stop|status [--brokers 3] (kafka/cluster.py)
 
 Each port is its own instance: .kafka/instances/<port>/ holds its data, pid file and log.
 The container runs the same code in the foreground with KAFKA_HOME=/opt/kafka.
@@ -266,6 +267,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of python -m image_pipeline.kafka.broker."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["cluster"]:
+        from image_pipeline.kafka import cluster  # imports this module
+
+        return cluster.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "free-port":
         print(free_port())

@@ -92,10 +92,19 @@ def ensure_topics(cfg: Config, topics: Iterable[TopicConfig] | None = None) -> l
         missing = {t.name: t for t in wanted if t.name not in existing}
         if not missing:
             return []
-        spec = {name: {"num_partitions": t.partitions, "replication_factor": 1} for name, t in missing.items()}
+        spec = {name: _topic_spec(cfg, t) for name, t in missing.items()}
         # Another client may create one between our look and our create.
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(spec, wait_for_metadata=True)
         return sorted(missing)
     finally:
         admin.close()
+
+
+def _topic_spec(cfg: Config, topic: TopicConfig) -> dict[str, Any]:
+    """Partitions, replicas and min ISR of one topic, from config.yaml's kafka section."""
+    return {
+        "num_partitions": topic.partitions,
+        "replication_factor": cfg.kafka.replication_factor,
+        "configs": {"min.insync.replicas": str(cfg.kafka.min_insync_replicas)},
+    }

@@ -266,8 +266,6 @@ def _ranges(cfg: Config) -> dict[str, tuple[float, float, float]]:
         "kafka.session_timeout_ms": (k.session_timeout_ms, 1, _INT32_MAX),
         "kafka.replication_factor": (k.replication_factor, 1, 32_767),
         "kafka.min_insync_replicas": (k.min_insync_replicas, 1, k.replication_factor),
-        "kafka.replication_factor": (k.replication_factor, 1, 32_767),
-        "kafka.min_insync_replicas": (k.min_insync_replicas, 1, k.replication_factor),
         "receiver.cameras": (r.cameras, 1, 10_000),
         "receiver.frames": (r.frames, 1, 10**9),
         "receiver.fps": (r.fps, 0, 1000),  # 0: as fast as possible

@@ -31,6 +31,7 @@ BOUNDS = {
     "image_receiving.py": ["--cameras", str(CAMERAS), "--frames", str(FRAMES), "--fps", "0"],
     "image_analysis.py": ["--until-idle", "3"],
     "image_event_alert.py": ["--until-idle", "3"],
+    "image_alert_delivery.py": ["--until-idle", "3"],
     "image_thumbnails.py": ["--until-idle", "3"],
 }
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d [A-Z]+ ")

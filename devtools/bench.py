@@ -33,6 +33,11 @@ from image_pipeline.sim.synthesis import load_backgrounds
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 250.0
 TARGET_ANALYZER_RSS_MB = 300.0
+# The performance issue's targets: analyzer CPU per image, alert p99, the prerendering receiver's memory.
+TARGET_ANALYZER_MS = {"640x480": 2.5, "1920x1080": 6.0}
+TARGET_P99_FAST_MS = 150.0
+TARGET_RECEIVER_RSS_MB = 200.0
+CAMERA_FPS = 10.0  # cameras_per_core counts cameras at this rate
 
 
 @dataclass(frozen=True)
@@ -185,8 +190,22 @@ def run_bench(cfg: Config, plan: Plan, seed: int, workdir: Path) -> dict[str, An
             "analyzer_cpu_ms_per_image_2": round(scale[2].analyzer_cpu_ms, 3),
         },
         "cameras": cameras,
+        # How many 640x480 cameras at 10 fps one analyzer core sustains, from its CPU per image.
+        "cameras_per_core": {
+            "fps": CAMERA_FPS,
+            "backlog": _per_core(scale[1].analyzer_cpu_ms), "paced": _per_core(fixed.analyzer_cpu_ms),
+            "analyzer_cpu_ms_per_image_backlog": round(scale[1].analyzer_cpu_ms, 3),
+            "analyzer_cpu_ms_per_image_paced": round(fixed.analyzer_cpu_ms, 3),
+        },
+        "receiver_prerender_rss_mb": {"frames": fixed.images, "peak": round(fixed.peak_rss_mb.get("receiver", 0.0), 1)},
     }
+    by_size = {f"{s[0]}x{s[1]}": growth_runs[s].analyzer_cpu_ms for s in sizes}
     report["targets"] = {
+        **{f"analyzer_cpu_{s}_at_most_{ms:g}_ms": 0 < by_size.get(s, 0.0) <= ms
+           for s, ms in TARGET_ANALYZER_MS.items()},
+        "alert_p99_at_most_150_ms": 0 < report["alert_latency_ms"]["p99"] <= TARGET_P99_FAST_MS,
+        "receiver_prerender_rss_at_most_200_mb":
+            0 < report["receiver_prerender_rss_mb"]["peak"] <= TARGET_RECEIVER_RSS_MB,
         "ratio_to_ceiling_at_least_0.8": report["ratio_to_ceiling"] >= TARGET_RATIO,
         "alert_p99_under_250_ms": 0 < report["alert_latency_ms"]["p99"] < TARGET_P99_MS,
         "analyzer_rss_under_300_mb": 0 < report["peak_rss_mb"]["analyzer"] < TARGET_ANALYZER_RSS_MB,
@@ -199,6 +218,7 @@ def format_table(r: dict[str, Any]) -> str:
     c = r["ceiling_cpu_ms_per_image"]
     lat, half, so, t = r["latency_load"], r["latency_half_max"], r["scale_out"], r["targets"]
     tr = r["throughput_run"]
+    cpc = r["cameras_per_core"]
 
     def pcts(d: dict[str, Any]) -> str:
         return f"p50 {d['p50']:7.1f}  p95 {d['p95']:7.1f}  p99 {d['p99']:7.1f}  max {d['max']:7.1f}  (n={d['n']})"
@@ -234,11 +254,23 @@ def format_table(r: dict[str, Any]) -> str:
         f"img/s   2 analyzers {so['analyzers_2_ips']:.1f} img/s   speedup {so['speedup']:.2f}  "
         f"(split {so['images_per_analyzer_2']})",
         *format_cameras(r["cameras"]),
+        f"cameras per core (640x480 at {cpc['fps']:g} fps)   backlog {cpc['backlog']:.1f} "
+        f"({cpc['analyzer_cpu_ms_per_image_backlog']:.2f} ms/img)   paced {cpc['paced']:.1f} "
+        f"({cpc['analyzer_cpu_ms_per_image_paced']:.2f} ms/img)",
+        f"receiver peak RSS with {r['receiver_prerender_rss_mb']['frames']} prerendered frames   "
+        f"{r['receiver_prerender_rss_mb']['peak']:.1f} MB",
+        "targets (performance issue): " + "   ".join(
+            f"{k}: {_ok(v)}" for k, v in t.items() if k.startswith(("analyzer_cpu_", "alert_p99_at", "receiver_"))),
         f"targets: ratio >= {TARGET_RATIO}: {_ok(t['ratio_to_ceiling_at_least_0.8'])}   "
         f"alert p99 < {TARGET_P99_MS:g} ms: {_ok(t['alert_p99_under_250_ms'])}   "
         f"analyzer RSS < {TARGET_ANALYZER_RSS_MB:g} MB: {_ok(t['analyzer_rss_under_300_mb'])}",
     ]
     return "\n".join(lines)
+
+
+def _per_core(cpu_ms_per_image: float) -> float:
+    """Cameras at CAMERA_FPS that one core's worth of analyzer CPU keeps up with."""
+    return round(1000.0 / (cpu_ms_per_image * CAMERA_FPS), 1) if cpu_ms_per_image > 0 else 0.0
 
 
 def _ok(flag: bool) -> str:

@@ -66,7 +66,12 @@ def test_smoke_report_has_ceiling_stages_growth_half_load_and_scale_out(
         _positive(report["scale_out"][key], f"scale_out.{key}")
     assert set(report["targets"]) == {
         "ratio_to_ceiling_at_least_0.8", "alert_p99_under_250_ms", "analyzer_rss_under_300_mb",
+        "analyzer_cpu_640x480_at_most_2.5_ms", "analyzer_cpu_1920x1080_at_most_6_ms",
+        "alert_p99_at_most_150_ms", "receiver_prerender_rss_at_most_200_mb",
     }
+    for key in ("backlog", "paced"):
+        _positive(report["cameras_per_core"][key], f"cameras_per_core.{key}")
+    _positive(report["receiver_prerender_rss_mb"]["peak"], "receiver_prerender_rss_mb.peak")
 
 
 def test_smoke_report_measures_camera_ingest(smoke_report: tuple[dict[str, Any], str]) -> None:
@@ -82,7 +87,7 @@ def test_smoke_report_measures_camera_ingest(smoke_report: tuple[dict[str, Any],
 def test_smoke_table_prints_every_figure(smoke_report: tuple[dict[str, Any], str]) -> None:
     _, table = smoke_report
     for label in ("ceiling", "throughput", "ratio to ceiling", "capture -> alert file", "peak RSS", "growth",
-                  "scale-out", "targets"):
+                  "scale-out", "cameras per core", "prerendered frames", "targets"):
         assert label in table, f"{label!r} missing from the printed table"
 
 

@@ -12,3 +12,7 @@ class FatalError(Exception):
 
     The client stops without committing, so that a restart redoes the work.
     """
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names the key."""

@@ -125,5 +125,5 @@ def test_config_rejects_an_unknown_zone_and_a_bad_polygon(tmp_path: Path) -> Non
         load_config(path, env={})
     cfg = load_config(env={})
     with pytest.raises(ConfigError, match=r"subscriptions\[0\]\.zones: no camera has a zone 'porch'"):
-        from image_pipeline.config import _validate
+        from image_pipeline.config_checks import validate as _validate
         _validate(dataclasses.replace(cfg, subscriptions=(Subscription("x", zones=("porch",)),)))

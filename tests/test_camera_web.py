@@ -29,5 +29,5 @@ def test_dashboard_shows_each_cameras_latest_status(client: FlaskClient, pipelin
     assert [(c["camera_id"], c["state"], c["reconnects"]) for c in cameras] == [("gate", "offline", 1),
                                                                               ("lobby", "ended", 0)]
     assert cameras[0]["reason"] == "stream lost after 50 frames read"
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/dashboard").get_data(as_text=True)
     assert 'data-camera-id="gate"' in page and "stream lost after 50 frames read" in page

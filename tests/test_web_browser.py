@@ -79,7 +79,7 @@ def test_dashboard_updates_live_and_viewer_images_load(page: Any, pipeline_confi
     served = ServedApp(create_app(cfg))
     try:
         write_event_fixture(cfg, "cam-01", "intrusion", 1, started_at=time.time() - 60, alert_id="A-3f9c2b1e")
-        page.goto(served.base_url + "/")
+        page.goto(served.base_url + "/dashboard")
         assert page.locator("li.event").count() == 1
         # Written while the page is open: the page picks it up without a reload.
         write_event_fixture(cfg, "cam-02", "tamper", 2, summary="<img src=x onerror=alert(1)>")
@@ -138,7 +138,7 @@ def test_uploaded_frames_become_an_event_on_the_dashboard(page: Any, pipeline_co
             procs.start("thumbnails")
             procs.start("analyzer")
             procs.start("alerter")
-            page.goto(base + "/")
+            page.goto(base + "/dashboard")
             assert page.inner_text("#count-images") == "0"
             # The first frame goes through the page's own upload form, the rest over plain HTTP.
             page.set_input_files("#upload-file", files=[{

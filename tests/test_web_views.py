@@ -19,7 +19,7 @@ XSS = '<script>alert("x")</script>'
 
 
 def test_empty_dashboard_renders_with_counters(client: FlaskClient) -> None:
-    page = client.get("/")
+    page = client.get("/dashboard")
     assert page.status_code == 200
     assert "No events yet." in page.text
     state = json_body(client.get("/api/dashboard"))
@@ -43,7 +43,7 @@ def test_dashboard_lists_newest_first_and_filters(client: FlaskClient, pipeline_
     assert {i["camera_id"] for i in by_camera} == {"cam-01"} and len(by_camera) == 2
     by_type = json_body(client.get("/api/dashboard?camera=cam-01&type=intrusion"))["items"]
     assert [i["event_id"] for i in by_type] == ["cam-01-intrusion-000001"]
-    html = client.get("/?type=tamper").text
+    html = client.get("/dashboard?type=tamper").text
     assert "cam-02-tamper-000002" in html and "cam-01-intrusion-000001" not in html
 
 
@@ -118,7 +118,7 @@ def test_values_from_records_are_escaped(client: FlaskClient, pipeline_config: C
     record = write_event_fixture(pipeline_config, "cam-01", "intrusion", 1, summary=XSS, alert_id="A-1")
     record["event_type"] = XSS
     (pipeline_config.events_dir / f"{record['event_id']}.json").write_text(__import__("json").dumps(record))
-    for path in ("/", f"/events/{record['event_id']}"):
+    for path in ("/dashboard", f"/events/{record['event_id']}"):
         text = client.get(path).text
         assert XSS not in text
         assert "&lt;script&gt;" in text

@@ -1,4 +1,4 @@
-"""The web server: an app factory with one blueprint per feature (upload, messages, dashboard, events)."""
+"""The web server: an app factory, a blueprint per feature (upload, messages, dashboard, events, cameras, playback)."""
 
 from __future__ import annotations
 
@@ -77,13 +77,15 @@ def create_app(cfg: Config, testing: bool = False) -> Flask:
     app.config["TESTING"] = testing
     app.extensions["image_pipeline"] = WebServices(cfg)
 
-    from image_pipeline.web import alerts_api, dashboard, events_view, messages_view, upload
+    from image_pipeline.web import alerts_api, dashboard, events_view, messages_view, playback_view, upload, wall_view
 
     app.register_blueprint(upload.bp)
     app.register_blueprint(messages_view.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(events_view.bp)
     app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(wall_view.bp)
+    app.register_blueprint(playback_view.bp)
 
     @app.get("/data/<path:relative>")
     def data_file(relative: str) -> Response:

@@ -1,4 +1,4 @@
-"""GET /: recent events and alerts with thumbnails, filters and counters; GET /api/dashboard feeds it."""
+"""GET /dashboard: recent events and alerts with thumbnails, filters and counters; GET /api/dashboard feeds it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def dashboard_state() -> dict[str, Any]:
     }
 
 
-@bp.get("/")
+@bp.get("/dashboard")
 def index() -> Any:
     """The dashboard page; its script refreshes it from /api/dashboard."""
     state = dashboard_state()

@@ -1,0 +1,68 @@
+// Plays an event's episode in the viewer: the server draws each frame's boxes; this steps through
+// the frames at capture pace (each frame's delay_ms), looping, with frames preloaded before they show.
+"use strict";
+(function () {
+  const section = document.getElementById("playback");
+  if (!section) { return; }
+  const img = document.getElementById("playback-frame");
+  const position = document.getElementById("playback-position");
+  const toggle = document.getElementById("playback-toggle");
+  let frames = [];
+  let loaded = [];
+  let current = -1;
+  let timer = null;
+
+  function show(index) {
+    current = index;
+    const frame = frames[index];
+    img.src = loaded[index].src;
+    img.hidden = false;
+    img.dataset.index = String(index);
+    img.dataset.imageId = frame.image_id;
+    position.textContent = "frame " + (index + 1) + " of " + frames.length + " \u00b7 " + frame.image_id
+      + " \u00b7 " + frame.boxes.length + " box(es)";
+    section.dataset.shown = String(Number(section.dataset.shown || 0) + 1);
+  }
+
+  function step() {
+    const next = (current + 1) % frames.length;
+    const wait = current < 0 ? 0 : frames[current].delay_ms;
+    timer = setTimeout(() => {
+      // A frame still loading is waited for, so the pace never skips a frame.
+      const ready = loaded[next].complete ? Promise.resolve() : loaded[next].decode().catch(() => undefined);
+      ready.then(() => { if (timer !== null) { show(next); step(); } });
+    }, wait);
+  }
+
+  function pause() {
+    clearTimeout(timer);
+    timer = null;
+    toggle.textContent = "Play";
+  }
+
+  function play() {
+    toggle.textContent = "Pause";
+    step();
+  }
+
+  async function start() {
+    try {
+      const response = await fetch(section.dataset.api, { cache: "no-store" });
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      frames = (await response.json()).frames;
+    } catch (err) {
+      position.textContent = "not available (" + err.message + ")";
+      return;
+    }
+    if (frames.length === 0) {
+      position.textContent = "no stored frames for this episode";
+      return;
+    }
+    loaded = frames.map((f) => { const i = new Image(); i.src = f.url; return i; });
+    toggle.disabled = false;
+    toggle.addEventListener("click", () => (timer === null ? play() : pause()));
+    play();
+  }
+
+  start();
+})();

@@ -54,6 +54,16 @@ def add_loop_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
 
 
+def consumer_main(prog: str, description: str, argv: list[str] | None,
+                  run: Callable[[Config, argparse.Namespace], int]) -> int:
+    """The entry point every consuming client shares: options, logging, config, one-line errors."""
+    parser = base_parser(prog, description)
+    add_loop_options(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    return run_main(prog, lambda: run(load_from_args(args), args))
+
+
 def setup_logging(level: str) -> None:
     """One handler on the root logger; quiet the Kafka client's own chatter."""
     logging.basicConfig(

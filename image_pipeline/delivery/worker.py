@@ -265,18 +265,10 @@ def _warn_missing_secrets(cfg: Config, found: dict[str, Destination], env: dict[
                          "its deliveries will fail", dest.target, name)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The delivery worker's options."""
-    parser = cli.base_parser("image_alert_delivery.py", "Deliver alerts by webhook and e-mail, with retries.")
-    cli.add_loop_options(parser)
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of image_alert_delivery.py."""
-    args = parse_args(argv)
-    cli.setup_logging(args.log_level)
-    return cli.run_main("image_alert_delivery.py", lambda: run(cli.load_from_args(args), args))
+    return cli.consumer_main("image_alert_delivery.py", "Deliver alerts by webhook and e-mail, with retries.",
+                             argv, run)
 
 
 def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:

@@ -201,18 +201,9 @@ def event_decoder(cfg: Config) -> Callable[[bytes | None], EventInput]:
     return decode_record
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The alerter's options."""
-    parser = cli.base_parser("image_event_alert.py", "Match events against subscriptions and write alerts.")
-    cli.add_loop_options(parser)
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of image_event_alert.py."""
-    args = parse_args(argv)
-    cli.setup_logging(args.log_level)
-    return cli.run_main("image_event_alert.py", lambda: run(cli.load_from_args(args), args))
+    return cli.consumer_main("image_event_alert.py", "Match events against subscriptions and write alerts.", argv, run)
 
 
 def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:

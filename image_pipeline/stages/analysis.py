@@ -287,18 +287,9 @@ def analysis_spec(cfg: Config, step: AnalysisStep) -> StageSpec[Frame]:
                      frame_decoder(cfg), step, frame_history(cfg))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The analyzer's options."""
-    parser = cli.base_parser("image_analysis.py", "Detect events in announced images with OpenCV.")
-    cli.add_loop_options(parser)
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of image_analysis.py."""
-    args = parse_args(argv)
-    cli.setup_logging(args.log_level)
-    return cli.run_main("image_analysis.py", lambda: run(cli.load_from_args(args), args))
+    return cli.consumer_main("image_analysis.py", "Detect events in announced images with OpenCV.", argv, run)
 
 
 def run(cfg: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:

@@ -5,6 +5,7 @@ It shows Kafka fan-out: the analyzer's group and this group each read every imag
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 import time
@@ -15,15 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from image_pipeline.cli import (
-    add_loop_options,
-    base_parser,
-    ensure_data_dirs,
-    load_from_args,
-    run_main,
-    setup_logging,
-    stop_event_on_signals,
-)
+from image_pipeline.cli import consumer_main, ensure_data_dirs, stop_event_on_signals
 from image_pipeline.config import Config
 from image_pipeline.kafka.runner import RunOptions, RunStats, run_stage
 from image_pipeline.messages import ImageMessage
@@ -118,16 +111,11 @@ def run(cfg: Config, stop: threading.Event, options: RunOptions) -> RunStats:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python image_thumbnails.py [--until-idle S] [--max-messages N]."""
-    parser = base_parser("image_thumbnails.py", "Write a grayscale copy and a thumbnail of every announced image.")
-    add_loop_options(parser)
-    args = parser.parse_args(argv)
+    """Entry point of image_thumbnails.py: python image_thumbnails.py [--until-idle S] [--max-messages N]."""
+    return consumer_main("image_thumbnails.py", "Write a grayscale copy and a thumbnail of every announced image.",
+                         argv, _run_from_args)
 
-    def body() -> int:
-        setup_logging(args.log_level)
-        cfg = load_from_args(args)
-        stop = stop_event_on_signals()
-        run(cfg, stop, RunOptions(until_idle=args.until_idle, max_messages=args.max_messages))
-        return 0
 
-    return run_main("image_thumbnails.py", body)
+def _run_from_args(cfg: Config, args: argparse.Namespace) -> int:
+    run(cfg, stop_event_on_signals(), RunOptions(until_idle=args.until_idle, max_messages=args.max_messages))
+    return 0

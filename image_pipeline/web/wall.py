@@ -22,6 +22,7 @@ MAX_TIMELINE_EVENTS = 500
 # A camera whose newest frame is older than this is "silent", whatever its last status said.
 SILENT_AFTER_S = 10.0
 NO_SEQ_LIMIT = 2**62
+MIN_MARK_PERCENT = 0.8  # a short event still gets a mark one can see and click
 
 
 def _num(value: object) -> float | None:
@@ -134,7 +135,9 @@ def _span(events: list[dict[str, Any]]) -> tuple[float, float]:
     if t1 - t0 < 60.0:
         middle = (t0 + t1) / 2
         t0, t1 = middle - 30.0, middle + 30.0
-    return t0, t1
+    # A margin on both sides keeps the first and the last mark off the edges of the axis.
+    margin = (t1 - t0) * 0.02
+    return t0 - margin, t1 + margin
 
 
 def camera_timeline(store: RecordStore, camera_id: str, event_type: str | None = None,
@@ -159,7 +162,8 @@ def camera_timeline(store: RecordStore, camera_id: str, event_type: str | None =
     t0, t1 = _span(events)
     width = t1 - t0
     for event in events:
-        event["left"] = round(100 * (event["started_at"] - t0) / width, 3)
-        event["width"] = round(max(0.6, 100 * (event["ended_at"] - event["started_at"]) / width), 3)
+        size = max(MIN_MARK_PERCENT, 100 * (event["ended_at"] - event["started_at"]) / width)
+        event["width"] = round(size, 3)
+        event["left"] = round(min(100 * (event["started_at"] - t0) / width, 100 - size), 3)
     marks = [{"time": t0 + width * i / (ticks - 1), "left": round(100 * i / (ticks - 1), 3)} for i in range(ticks)]
     return {"camera_id": camera_id, "types": types, "events": events, "start": t0, "end": t1, "ticks": marks}

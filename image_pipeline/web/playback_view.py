@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 from typing import Any
 
-from flask import Blueprint, jsonify, send_file, url_for
+from flask import Blueprint, current_app, jsonify, send_file, url_for
 from werkzeug.exceptions import NotFound
 
 from image_pipeline.web import services
@@ -14,6 +16,36 @@ from image_pipeline.web.playback import MAX_PLAYBACK_FRAMES, PlayFrame, episode_
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("playback", __name__)
+FRAMES_TTL_S = 10.0
+MAX_CACHED_EPISODES = 16
+
+
+class EpisodeCache:
+    """Frame lists of recently played events, kept FRAMES_TTL_S per record version.
+
+    A playing page asks for every frame in turn; without this each request would rebuild the list
+    (a path check and a stat per frame).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, list[PlayFrame]]] = {}
+
+    def frames(self, event: dict[str, Any]) -> list[PlayFrame]:
+        """The record's playable frames, from the cache while fresh."""
+        version = repr([event.get(k) for k in ("first_seq", "last_seq", "frame_count", "ended_at", "status")])
+        key = (str(event.get("event_id")), version)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and now - hit[0] < FRAMES_TTL_S:
+                return hit[1]
+        frames = episode_frames(services().cfg, event)
+        with self._lock:
+            if len(self._entries) >= MAX_CACHED_EPISODES:
+                self._entries.pop(min(self._entries, key=lambda k: self._entries[k][0]))
+            self._entries[key] = (now, frames)
+        return frames
 
 
 def _episode(event_id: str) -> tuple[dict[str, Any], list[PlayFrame]]:
@@ -21,7 +53,8 @@ def _episode(event_id: str) -> tuple[dict[str, Any], list[PlayFrame]]:
     event = services().records.event(event_id)
     if event is None:
         raise NotFound(f"no event {event_id[:80]!r}")
-    return event, episode_frames(services().cfg, event)
+    cache: EpisodeCache = current_app.extensions.setdefault("image_pipeline.playback", EpisodeCache())
+    return event, cache.frames(event)
 
 
 @bp.get("/api/events/<event_id>/playback")

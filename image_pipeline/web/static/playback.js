@@ -7,15 +7,29 @@
   const img = document.getElementById("playback-frame");
   const position = document.getElementById("playback-position");
   const toggle = document.getElementById("playback-toggle");
+  const PRELOAD = 8;
   let frames = [];
-  let loaded = [];
+  const loaded = [];
+  let run = 0;  // bumped on pause, so a frame still loading from before never restarts a second loop
   let current = -1;
   let timer = null;
+
+  // Frames are fetched a few ahead of the one showing, not all at once: a long episode would
+  // otherwise ask the server to draw hundreds of frames the moment the page opens.
+  function load(index) {
+    if (!loaded[index]) { loaded[index] = new Image(); loaded[index].src = frames[index].url; }
+    return loaded[index];
+  }
+
+  function preload(from) {
+    for (let k = 0; k < PRELOAD && k < frames.length; k += 1) { load((from + k) % frames.length); }
+  }
 
   function show(index) {
     current = index;
     const frame = frames[index];
-    img.src = loaded[index].src;
+    img.src = load(index).src;
+    preload(index + 1);
     img.hidden = false;
     img.dataset.index = String(index);
     img.dataset.imageId = frame.image_id;
@@ -27,16 +41,19 @@
   function step() {
     const next = (current + 1) % frames.length;
     const wait = current < 0 ? 0 : frames[current].delay_ms;
+    const mine = run;
     timer = setTimeout(() => {
       // A frame still loading is waited for, so the pace never skips a frame.
-      const ready = loaded[next].complete ? Promise.resolve() : loaded[next].decode().catch(() => undefined);
-      ready.then(() => { if (timer !== null) { show(next); step(); } });
+      const image = load(next);
+      const ready = image.complete ? Promise.resolve() : image.decode().catch(() => undefined);
+      ready.then(() => { if (mine === run) { show(next); step(); } });
     }, wait);
   }
 
   function pause() {
     clearTimeout(timer);
     timer = null;
+    run += 1;
     toggle.textContent = "Play";
   }
 
@@ -58,7 +75,7 @@
       position.textContent = "no stored frames for this episode";
       return;
     }
-    loaded = frames.map((f) => { const i = new Image(); i.src = f.url; return i; });
+    preload(0);
     toggle.disabled = false;
     toggle.addEventListener("click", () => (timer === null ? play() : pause()));
     play();

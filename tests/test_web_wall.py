@@ -44,8 +44,9 @@ def test_tiles_show_latest_frame_status_last_event_and_todays_counts(
     (cfg.images_dir / "cam-a" / "cam-a-00000103.thumb.jpg").write_bytes(image_bytes())
     write_frame(cfg, "cam-b", 7, now - 100)
     write_event_fixture(cfg, "cam-a", "tamper", 1, started_at=start_of_today(now) - 3600)  # yesterday
-    write_event_fixture(cfg, "cam-a", "intrusion", 2, started_at=now - 5)
-    write_event_fixture(cfg, "cam-a", "intrusion", 3, started_at=now - 2, with_alert=False)
+    recent = max(now - 5, start_of_today(now))  # still today a few seconds after midnight
+    write_event_fixture(cfg, "cam-a", "intrusion", 2, started_at=recent)
+    write_event_fixture(cfg, "cam-a", "intrusion", 3, started_at=recent + 1, with_alert=False)
     tiles = _tiles(client)
     a, b = tiles["cam-a"], tiles["cam-b"]
     assert a["frame"]["image_id"] == "cam-a-00000103"

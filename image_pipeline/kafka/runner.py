@@ -276,8 +276,10 @@ class StageRunner(Generic[T]):
         try:
             ends = self.consumer.end_offsets(assigned, timeout_ms=2000)
             return {tp.partition for tp in assigned if self.consumer.position(tp, timeout_ms=2000) >= ends[tp]}
-        except KafkaError as exc:
-            logger.debug("end offsets unavailable (%s); no idle tick", exc)
+        except (KafkaError, KeyError) as exc:
+            # kafka-python's end_offsets raises KeyError for a partition without a leader (a broker of
+            # a cluster just died): as unverified as a timeout.
+            logger.debug("end offsets unavailable (%r); no idle tick", exc)
             return set()
 
     # -- shutdown

@@ -83,7 +83,10 @@ def render_key(event_type: str, camera_id: str, image_id: str, score: float, box
     The annotated image also shows the camera's motion mask (shaded) and zones (outlined, named).
     """
     label = f"{event_type} {camera_id} {image_id} score {score:.2f}"
-    diff = difference if difference is not None else np.zeros(image.shape[:2], np.uint8)
+    height, width = image.shape[:2]
+    diff = difference if difference is not None else np.zeros((height, width), np.uint8)
+    if diff.shape[:2] != (height, width):  # a detector's work-size difference, shown at the frame's size
+        diff = cv2.resize(diff, (width, height), interpolation=cv2.INTER_LINEAR)
     return KeyRendering(
         image_id,
         encode_jpeg(annotate(draw_areas(image, areas), boxes, label), DERIVED_JPEG_QUALITY),

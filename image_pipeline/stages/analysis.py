@@ -33,9 +33,10 @@ from image_pipeline.records.imagedb import (
     stored_capture_time,
 )
 from image_pipeline.stages.camera_monitor import start_monitor
+from image_pipeline.stages.replay import KafkaHistory
 from image_pipeline.stages.step import Outputs, Send, Source, StageSpec, StepBase
 from image_pipeline.vision.detector import Detector, decode_width, detector_factory
-from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate
+from image_pipeline.vision.episodes import EpisodeParams, EpisodeTracker, EpisodeUpdate, FrameHit
 from image_pipeline.vision.imaging import decode, decode_at_least
 from image_pipeline.vision.masking import MotionMask
 from image_pipeline.zones import areas_of
@@ -75,7 +76,8 @@ class CameraState:
     # Hit frames that may yet become a key frame: image id, stored bytes, difference image.
     recent_hits: deque[tuple[str, bytes, np.ndarray | None]] = field(
         default_factory=lambda: deque(maxlen=RECENT_HIT_FRAMES))
-    rendered: dict[str, KeyRendering] = field(default_factory=dict)  # by event id: the current key's images
+    # By event id: the current key frame (type, hit, stored bytes, difference), rendered only when written.
+    keys: dict[str, tuple[str, FrameHit, bytes, np.ndarray | None]] = field(default_factory=dict)
     written: dict[str, str] = field(default_factory=dict)  # by event id: the key image id on disk
 
 
@@ -112,10 +114,10 @@ class AnalysisStep(StepBase[Frame]):
         out = self._advance_clock(state.partition, item.captured_at)
         detections = state.detector.process(self._masked(item), item.full_size)
         if detections:
-            state.recent_hits.append((item.image_id, item.data, state.detector.last_difference))
+            state.recent_hits.append((item.image_id, item.data, state.detector.difference_image()))
         updates = state.tracker.observe(item.image_id, item.seq, item.captured_at, detections)
         state.last_seq, state.last_captured, state.previous_image_id = item.seq, item.captured_at, item.image_id
-        self._render_changed_keys(state)
+        self._remember_changed_keys(state)
         for update in updates:
             out.add(self._emit(update, state, item.captured_at))
         if source is not None:
@@ -196,31 +198,36 @@ class AnalysisStep(StepBase[Frame]):
             out.add(self._emit(update, state, captured_at))
         return out
 
-    def _render_changed_keys(self, state: CameraState) -> None:
-        """Render the derived images of every open episode whose key frame changed (lazily: only then)."""
+    def _remember_changed_keys(self, state: CameraState) -> None:
+        """Keep what each open episode's key frame needs for its derived images, when the key moves."""
         for event_id, (event_type, key) in state.tracker.open_key_frames().items():
-            current = state.rendered.get(event_id)
-            if current is not None and current.image_id == key.image_id:
+            current = state.keys.get(event_id)
+            if current is not None and current[1].image_id == key.image_id:
                 continue
             hit = next((h for h in state.recent_hits if h[0] == key.image_id), None)
-            if hit is None:
-                continue  # cannot happen: a key frame is a hit frame while it is recent
-            full = decode(hit[1], self.cfg.limits)  # full resolution, for key frames only
-            state.rendered[event_id] = render_key(event_type, state.tracker.camera_id, key.image_id, key.score,
-                                                  key.boxes, full, hit[2],
-                                                  areas_of(self.cfg.areas, state.tracker.camera_id))
+            if hit is not None:  # always: a key frame is a hit frame, and recent when it becomes the key
+                state.keys[event_id] = (event_type, key, hit[1], hit[2])
+
+    def _rendering(self, state: CameraState, event_id: str) -> KeyRendering | None:
+        """The derived images of the episode's key frame, if they are not on disk yet (full decode here only)."""
+        kept = state.keys.get(event_id)
+        if kept is None or state.written.get(event_id) == kept[1].image_id:
+            return None
+        event_type, key, data, diff = kept
+        full = decode(data, self.cfg.limits)
+        return render_key(event_type, state.tracker.camera_id, key.image_id, key.score, key.boxes, full, diff,
+                          areas_of(self.cfg.areas, state.tracker.camera_id))
 
     def _emit(self, update: EpisodeUpdate, state: CameraState, captured_at: float) -> Outputs:
         """The files and the event message of one episode step; derived images when the key frame moved."""
         episode = update.episode
         key_id = episode.frames[episode.key_index].image_id
-        rendering = state.rendered.get(episode.event_id)
-        fresh = rendering if rendering is not None and state.written.get(episode.event_id) != key_id else None
+        fresh = self._rendering(state, episode.event_id)
         record, writes = event_writes(self.cfg, episode, fresh)
         if fresh is not None:
-            state.written[episode.event_id] = key_id
+            state.written[episode.event_id] = fresh.image_id
         if update.phase == "end":
-            state.rendered.pop(episode.event_id, None)
+            state.keys.pop(episode.event_id, None)
             state.written.pop(episode.event_id, None)
         event = EventMessage(
             phase=update.phase, event_id=episode.event_id, event_type=episode.event_type,
@@ -283,8 +290,11 @@ def _stored_frame(cfg: Config, camera_id: str, stored: StoredImage) -> Frame:
 
 def analysis_spec(cfg: Config, step: AnalysisStep) -> StageSpec[Frame]:
     """The analyzer as the runner sees it."""
-    return StageSpec("image-analysis", cfg.groups.analyzer, cfg.topics.images.name,
-                     frame_decoder(cfg), step, frame_history(cfg))
+    decode = frame_decoder(cfg)
+    # Inline transport: the warm-up reads the camera's earlier messages, not the receiver's disk.
+    history = (KafkaHistory(cfg, decode, lambda f: (f.camera_id, f.seq, f.captured_at))
+               if cfg.transport == "inline" else frame_history(cfg))
+    return StageSpec("image-analysis", cfg.groups.analyzer, cfg.topics.images.name, decode, step, history)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,10 @@ class CameraDetector:
         self._base_tex: np.ndarray | None = None
         self._noise = (0.0, 0.0, 0.0)  # noise variance of gray_f32, fine_detail and band
 
+    def difference_image(self) -> np.ndarray | None:
+        """The last frame's difference from the background model at work size (render_key scales it up)."""
+        return None if self._diff is None else self._diff.copy()
+
     @property
     def last_difference(self) -> np.ndarray | None:
         """Full-resolution uint8 difference between the last frame and the background model."""

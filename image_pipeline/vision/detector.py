@@ -35,6 +35,10 @@ class Detector(Protocol):
         """
         ...
 
+    def difference_image(self) -> np.ndarray | None:
+        """The last frame's uint8 difference at the detector's own resolution: a cheap copy to keep."""
+        ...
+
     @property
     def last_difference(self) -> np.ndarray | None:
         """Full-resolution uint8 difference image of the last frame, or None before the first one."""

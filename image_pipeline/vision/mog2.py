@@ -35,6 +35,10 @@ class Mog2Detector:
         self._mask: np.ndarray | None = None  # last foreground mask at work size
         self._kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
+    def difference_image(self) -> np.ndarray | None:
+        """The last foreground mask at work size."""
+        return None if self._mask is None else self._mask.copy()
+
     @property
     def last_difference(self) -> np.ndarray | None:
         """The last foreground mask (0 or 255) at full resolution."""

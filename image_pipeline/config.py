@@ -151,6 +151,9 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cameras: tuple[CameraConfig, ...] = ()  # real cameras (cameras/); empty: the receiver synthesizes
     areas: tuple[CameraAreas, ...] = ()  # motion masks and zones per camera id (zones.py)
+    # How images reach the consumers: files (the message names a file in the shared image database)
+    # or inline (the message carries the JPEG; README, "Growing past one machine").
+    transport: str = "files"
     # Folder that relative data paths are resolved against (the config file's folder).
     base_dir: str = str(PROJECT_ROOT)
 

@@ -146,6 +146,8 @@ def validate(cfg: Config) -> None:
         )
     _check_subscriptions(cfg.subscriptions)
     _check_areas(cfg)
+    if cfg.transport not in ("files", "inline"):
+        raise ConfigError(f"transport: must be files or inline, got {brief_repr(cfg.transport)}")
     try:
         check_delivery(cfg)
     except SettingsError as exc:

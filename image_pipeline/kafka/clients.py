@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from image_pipeline.config import Config, TopicConfig
+from image_pipeline.records.inline import message_limit
 
 # ---------------------------------------------------------------- factories
 
@@ -30,6 +31,8 @@ def make_producer(cfg: Config, client_id: str, **overrides: Any) -> KafkaProduce
         "retry_backoff_ms": 200,
         "reconnect_backoff_max_ms": 2000,
         "bootstrap_timeout_ms": cfg.kafka.request_timeout_ms,
+        # Inline transport sends whole images: as large as the images topic takes (see _topic_spec).
+        "max_request_size": message_limit(cfg.limits.max_image_bytes),
     }
     settings.update(overrides)
     return KafkaProducer(**settings)
@@ -103,8 +106,9 @@ def ensure_topics(cfg: Config, topics: Iterable[TopicConfig] | None = None) -> l
 
 def _topic_spec(cfg: Config, topic: TopicConfig) -> dict[str, Any]:
     """Partitions, replicas and min ISR of one topic, from config.yaml's kafka section."""
-    return {
-        "num_partitions": topic.partitions,
-        "replication_factor": cfg.kafka.replication_factor,
-        "configs": {"min.insync.replicas": str(cfg.kafka.min_insync_replicas)},
-    }
+    configs = {"min.insync.replicas": str(cfg.kafka.min_insync_replicas)}
+    if topic.name == cfg.topics.images.name:
+        # Room for an inline image of limits.max_image_bytes; the broker refuses anything larger.
+        configs["max.message.bytes"] = str(message_limit(cfg.limits.max_image_bytes))
+    return {"num_partitions": topic.partitions, "replication_factor": cfg.kafka.replication_factor,
+            "configs": configs}

@@ -13,7 +13,8 @@ import numpy as np
 
 from image_pipeline.config import Config
 from image_pipeline.errors import BadInputError
-from image_pipeline.messages import ImageMessage, parse_json
+from image_pipeline.messages import ImageMessage
+from image_pipeline.records.inline import ImageTooLargeError, encode_inline, split_value
 from image_pipeline.storage import atomic_write_bytes, check_camera_id, image_relpath, safe_join
 from image_pipeline.vision.imaging import decode
 
@@ -77,20 +78,23 @@ class Announced:
 
     message: ImageMessage
     path: Path
+    data: bytes | None = None  # the image itself, when the message carries it (version 2, inline)
 
 
 def parse_announcement(cfg: Config, value: bytes | None) -> Announced:
     """An image message from Kafka; a path outside the database is refused by safe_join before all else."""
-    data = parse_json(value)
+    data, inline = split_value(value)
     raw = data.get("path")
     # safe_join is the one home of path containment and of its message, so it runs first.
     path = safe_join(cfg.images_dir, raw) if isinstance(raw, str) else None
     message = ImageMessage.from_dict(data)
-    return Announced(message, path or safe_join(cfg.images_dir, message.path))
+    return Announced(message, path or safe_join(cfg.images_dir, message.path), inline)
 
 
 def read_announced(announced: Announced) -> bytes:
     """The bytes of an announced image; a missing file is bad input, other OSErrors are the caller's."""
+    if announced.data is not None:
+        return announced.data  # inline: the message is the image; the receiver's disk is not needed
     try:
         return announced.path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -120,13 +124,20 @@ class ImageAnnouncer:
         os.utime(path, ns=(stamp_ns, stamp_ns))
         return rel
 
-    def announce(self, message: ImageMessage) -> Future:
-        """Send the announcement; the returned future fails if Kafka never takes it."""
-        return self.producer.send(
-            self.cfg.topics.images.name,
-            key=message.camera_id.encode("utf-8"),
-            value=message.encode(),
-        )
+    def announce(self, message: ImageMessage, data: bytes | None = None) -> Future:
+        """Send the announcement (with the image in inline transport); the future fails if Kafka never takes it."""
+        value = message.encode()
+        if self.cfg.transport == "inline" and data is not None:
+            value = encode_inline(message, data, self.cfg.limits.max_image_bytes)
+        return self.producer.send(self.cfg.topics.images.name, key=message.camera_id.encode("utf-8"), value=value)
+
+    def check_size(self, image_id: str, data: bytes) -> None:
+        """Refuse, before anything is stored, an image that inline transport cannot carry."""
+        limit = self.cfg.limits.max_image_bytes
+        if self.cfg.transport == "inline" and len(data) > limit:
+            raise ImageTooLargeError(
+                f"image {image_id} is {len(data):,} bytes, more than inline transport carries "
+                f"(limits.max_image_bytes = {limit:,}); it was neither stored nor announced")
 
     def store_and_announce(
         self, camera_id: str, seq: int, data: bytes, width: int, height: int,
@@ -135,9 +146,10 @@ class ImageAnnouncer:
         """Store first, then announce, so no announced image is ever missing from disk."""
         image_id = image_id or image_id_for(camera_id, seq)
         captured_at = capture_time(time.time() if captured_at is None else captured_at)
+        self.check_size(image_id, data)
         rel = self.store(camera_id, image_id, data, captured_at, ext)
         message = ImageMessage(
             image_id=image_id, camera_id=camera_id, seq=seq, path=rel, width=width, height=height,
             captured_at=captured_at, source=source,
         )
-        return message, self.announce(message)
+        return message, self.announce(message, data)

@@ -22,6 +22,7 @@ from image_pipeline.config import Config
 from image_pipeline.errors import FatalError
 from image_pipeline.kafka.clients import close_producer, make_producer
 from image_pipeline.records.imagedb import ImageAnnouncer
+from image_pipeline.records.inline import ImageTooLargeError
 
 logger = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth.jsonl"
@@ -118,6 +119,7 @@ class Receiver:
         self.truth_path = cfg.images_dir / GROUND_TRUTH
         self._queue: queue.Queue[Capture | None] = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self._error: BaseException | None = None
+        self.refused = 0  # images too large for inline transport
 
     def run(self, captures: Iterator[Capture], total: int | None, cameras: int) -> int:
         """Publish every capture; returns how many were stored and announced."""
@@ -178,6 +180,11 @@ class Receiver:
             )
         except OSError as exc:
             raise FatalError(f"cannot store image of camera {capture.camera_id}: {exc}") from exc
+        except ImageTooLargeError as exc:
+            # One oversized frame must not stop the camera, nor vanish without a word.
+            self.refused += 1
+            logger.error("refused: %s", exc)
+            return
         if capture.truth is not None:
             row = {"image_id": message.image_id, "camera_id": capture.camera_id,
                    "seq": capture.seq, "truth": capture.truth}
@@ -210,4 +217,7 @@ class Receiver:
                          unconfirmed, self.tracker.sent, examples, self.cfg.images_dir)
             return 1
         logger.info("all %d images acknowledged by Kafka", self.tracker.sent)
+        if self.refused:
+            logger.error("%d image(s) refused as too large for inline transport (see the errors above)", self.refused)
+            return 1
         return 0

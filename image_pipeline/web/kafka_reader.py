@@ -11,7 +11,8 @@ from kafka.errors import KafkaError
 from image_pipeline.config import Config
 from image_pipeline.kafka import reading as kafka_reading
 from image_pipeline.kafka.reading import read_tail
-from image_pipeline.messages import MessageError, parse_json
+from image_pipeline.messages import MessageError
+from image_pipeline.records.inline import listed_fields
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _to_record(raw: Any) -> RecentRecord:
     value: dict[str, Any] | None = None
     error: str | None = None
     try:
-        value = parse_json(raw.value)
+        value = listed_fields(raw.value)  # an inline image message shows its envelope, not its JPEG
     except MessageError as exc:
         error = str(exc)
     return RecentRecord(raw.topic, raw.partition, raw.offset, raw.timestamp / 1000.0, key, value, error)

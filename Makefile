@@ -46,6 +46,7 @@ demo: kafka
 
 bench: kafka
 	$(PY) -m devtools.bench --json bench-results/bench.json
+	$(PY) -m devtools.bench_cluster --json bench-results/cluster.json
 
 clean-data:
 	./clean_image_dirs.sh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from kafka.errors import KafkaError
 
 from image_pipeline.config import Config
 from image_pipeline.kafka import cluster
+from tests.conftest import TEST_IDLE_CLOSE_S
 
 PROJECT = Path(__file__).resolve().parent.parent
 ENABLED = bool(os.environ.get("PIPELINE_TEST_CLUSTER"))
@@ -56,10 +58,13 @@ def kafka_cluster() -> Iterator[cluster.Cluster]:
 
 
 def replicated(cfg: Config, bootstrap: str) -> Config:
-    """The config on this cluster, with replication factor 3 and min ISR 2 (config.yaml's kafka section)."""
+    """The config on this cluster, with replication factor 3 and min ISR 2 (config.yaml's kafka section).
+
+    Runs are compared file by file, so the wall-clock idle close stays out, as in make_pipeline_config.
+    """
     cfg = cfg.with_overrides(bootstrap_servers=bootstrap)
-    kafka = cfg.kafka.__class__(**{**cfg.kafka.__dict__, "replication_factor": 3, "min_insync_replicas": 2})
-    return cfg.replace(kafka=kafka)
+    kafka = dataclasses.replace(cfg.kafka, replication_factor=3, min_insync_replicas=2)
+    return cfg.replace(kafka=kafka, analysis=dataclasses.replace(cfg.analysis, idle_close_s=TEST_IDLE_CLOSE_S))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> float:

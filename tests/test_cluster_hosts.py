@@ -17,6 +17,7 @@ from devtools.runner import PipelineProcesses, isolated_config
 from image_pipeline.config import Config, load_config
 from image_pipeline.kafka import broker, cluster
 from tests.cluster_support import kafka_cluster, needs_cluster, replicated
+from tests.conftest import make_pipeline_config
 from tests.pipeline_support import alert_ids, event_records, run_reference, without_times
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, needs_cluster]
@@ -48,7 +49,7 @@ def single_broker_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     broker.start(inst, fresh=True)
     try:
         root = tmp_path_factory.mktemp("single-broker")
-        cfg = isolated_config(load_config().with_overrides(bootstrap_servers=inst.bootstrap), root / "data")
+        cfg = make_pipeline_config(root / "data", inst.bootstrap)
         run_reference(cfg, root / "run", *RECEIVER_ARGS)
         assert event_records(cfg)
         yield cfg

@@ -151,8 +151,9 @@ def _latencies(cfg: Config, result: RunResult) -> None:
         result.event_latency_ms.append(1000.0 * (event["analyzed_at"] - event["captured_at"]))
     for path in cfg.alerts_dir.glob("*.json"):
         alert = json.loads(path.read_text(encoding="utf-8"))
-        written = path.stat().st_mtime_ns / 1e9
-        result.alert_latency_ms.append(1000.0 * (written - alert["captured_at"]))
+        # alerted_at, not the file's mtime: an alert record is rewritten when its episode's key frame
+        # moves later, and that rewrite is no alert's latency.
+        result.alert_latency_ms.append(1000.0 * (alert["alerted_at"] - alert["captured_at"]))
 
 
 def pipeline_run(base: Config, root: Path, cameras: int, frames: int, fps: float, size: tuple[int, int],

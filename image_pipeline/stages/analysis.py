@@ -72,7 +72,6 @@ class CameraState:
     partition: int | None
     last_seq: int = -1
     last_captured: float = 0.0
-    previous_image_id: str | None = None
     # Hit frames that may yet become a key frame: image id, stored bytes, difference image.
     recent_hits: deque[tuple[str, bytes, np.ndarray | None]] = field(
         default_factory=lambda: deque(maxlen=RECENT_HIT_FRAMES))
@@ -116,7 +115,7 @@ class AnalysisStep(StepBase[Frame]):
         if detections:
             state.recent_hits.append((item.image_id, item.data, state.detector.difference_image()))
         updates = state.tracker.observe(item.image_id, item.seq, item.captured_at, detections)
-        state.last_seq, state.last_captured, state.previous_image_id = item.seq, item.captured_at, item.image_id
+        state.last_seq, state.last_captured = item.seq, item.captured_at
         self._remember_changed_keys(state)
         for update in updates:
             out.add(self._emit(update, state, item.captured_at))

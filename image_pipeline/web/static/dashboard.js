@@ -7,17 +7,6 @@
   const cameraSelect = document.getElementById("filter-camera");
   const typeSelect = document.getElementById("filter-type");
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) { node.className = cls; }
-    if (text !== undefined && text !== null) { node.textContent = String(text); }
-    return node;
-  }
-
-  function dataUrl(relative) {
-    return "/data/" + relative.split("/").map(encodeURIComponent).join("/");
-  }
-
   function eventUrl(eventId) {
     return "/events/" + encodeURIComponent(eventId);
   }

@@ -6,17 +6,6 @@
   const REFRESH_MS = 2000;
   const wall = document.getElementById("wall");
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) { node.className = cls; }
-    if (text !== undefined && text !== null) { node.textContent = String(text); }
-    return node;
-  }
-
-  function dataUrl(relative) {
-    return "/data/" + relative.split("/").map(encodeURIComponent).join("/");
-  }
-
   function newTile(cameraId) {
     const tile = el("a", "tile");
     tile.dataset.cameraId = cameraId;
